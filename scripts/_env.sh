@@ -1,0 +1,99 @@
+# shellcheck shell=bash
+# Shared set-up for scripts/test, scripts/bench, scripts/demo. Source it, then call
+#
+#   runyard_env [EXTRAS]     # default EXTRAS: dev,postgres
+#
+# It cds to the repository root, creates .venv (Python >= 3.11; `uv` when available, else
+# venv + pip), installs -e ".[EXTRAS]" when pyproject.toml or the extras changed since the last
+# install, and puts .venv/bin first on PATH. Progress goes to stderr.
+#
+#   runyard_apt PKG...       # apt-get install what is missing (apt-get update first, once)
+
+RUNYARD_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+
+_ry_log() { echo "[runyard] $*" >&2; }
+
+_ry_now() { date +%s.%N; }
+_ry_since() { awk -v a="$1" -v b="$(_ry_now)" 'BEGIN { printf "%.1fs", b - a }'; }
+
+runyard_apt() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    if [[ "$(id -u)" != 0 ]]; then
+        _ry_log "missing system packages: ${missing[*]} (run as root or install them)"
+        return 1
+    fi
+    _ry_log "apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if [[ -z "${_RY_APT_UPDATED:-}" ]]; then
+        apt-get update -q >&2 || return 1
+        _RY_APT_UPDATED=1
+    fi
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+}
+
+# Prints a Python >= 3.11 interpreter.
+_ry_python() {
+    local c
+    for c in "${PYTHON:-}" python3.11 python3.12 python3.13 python3; do
+        [[ -n "$c" ]] || continue
+        command -v "$c" >/dev/null 2>&1 || continue
+        if "$c" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            echo "$c"
+            return 0
+        fi
+    done
+    return 1
+}
+
+_ry_has_uv() { command -v uv >/dev/null 2>&1 && uv --version >/dev/null 2>&1; }
+
+runyard_env() {
+    local extras="${1:-dev,postgres}"
+    cd "$RUNYARD_ROOT" || return 1
+    local venv="$RUNYARD_ROOT/.venv" py t0 use_uv=""
+    _ry_has_uv && use_uv=1
+
+    if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c '' 2>/dev/null; then
+        if ! py=$(_ry_python); then
+            runyard_apt python3 python3-venv || return 1
+            py=$(_ry_python) || { _ry_log "no Python >= 3.11 found"; return 1; }
+        fi
+        if [[ -z "$use_uv" ]] && ! "$py" -c 'import ensurepip' 2>/dev/null; then
+            runyard_apt python3-venv || return 1
+        fi
+        t0=$(_ry_now)
+        rm -rf "$venv"
+        if [[ -n "$use_uv" ]]; then
+            uv venv -q --python "$(command -v "$py")" "$venv" >&2 || return 1
+        else
+            "$py" -m venv "$venv" >&2 || return 1
+        fi
+        _ry_log "created .venv with $("$venv/bin/python" -V 2>&1) in $(_ry_since "$t0")"
+    fi
+
+    # Reinstall only when pyproject.toml or the extras changed.
+    local stamp="$venv/.runyard-installed" want
+    want="$extras $(sha256sum pyproject.toml | cut -d' ' -f1)"
+    if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+        t0=$(_ry_now)
+        _ry_log "installing -e .[$extras] ($([[ -n $use_uv ]] && echo uv || echo pip))"
+        if [[ -n "$use_uv" ]]; then
+            uv pip install -q --python "$venv/bin/python" -e ".[$extras]" >&2 || return 1
+        else
+            [[ -x "$venv/bin/pip" ]] || "$venv/bin/python" -m ensurepip -q >&2 || return 1
+            "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+                -e ".[$extras]" >&2 || return 1
+        fi
+        echo "$want" >"$stamp"
+        _ry_log "installed in $(_ry_since "$t0")"
+    fi
+
+    export VIRTUAL_ENV="$venv"
+    export PATH="$venv/bin:$PATH"
+    unset PYTHONHOME
+}

@@ -1,0 +1,1 @@
+"""Compute targets: the contract (``base``) and one module per kind."""

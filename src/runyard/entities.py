@@ -1,0 +1,130 @@
+"""Plain data records shared by the store, the services and the SDK surface."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class RunStatus(enum.StrEnum):
+    """Run lifecycle states (Azure ML v1 names)."""
+
+    NOT_STARTED = "NotStarted"
+    QUEUED = "Queued"
+    PREPARING = "Preparing"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    FINALIZING = "Finalizing"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+    NOT_RESPONDING = "NotResponding"
+
+    @property
+    def terminal(self) -> bool:
+        """True for states that never change again."""
+        return self in TERMINAL_STATES
+
+    @property
+    def order(self) -> int:
+        """Position in the lifecycle; terminal states share the highest order."""
+        return _ORDER[self]
+
+
+TERMINAL_STATES = frozenset(
+    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED, RunStatus.NOT_RESPONDING}
+)
+_ORDER = {
+    RunStatus.NOT_STARTED: 0,
+    RunStatus.QUEUED: 1,
+    RunStatus.PREPARING: 2,
+    RunStatus.STARTING: 3,
+    RunStatus.RUNNING: 4,
+    RunStatus.FINALIZING: 5,
+    RunStatus.COMPLETED: 6,
+    RunStatus.FAILED: 6,
+    RunStatus.CANCELED: 6,
+    RunStatus.NOT_RESPONDING: 6,
+}
+
+
+@dataclass
+class ExperimentRecord:
+    """An experiment row."""
+
+    id: str
+    name: str
+    created_at: float
+    archived: bool = False
+
+
+@dataclass
+class RunRecord:
+    """A run row as the store returns it."""
+
+    id: str
+    experiment: str
+    status: RunStatus
+    created_at: float
+    run_type: str = "runyard.scriptrun"
+    parent_id: str | None = None
+    display_name: str | None = None
+    target: str = "local"
+    attempt: int = 1
+    start_time: float | None = None
+    end_time: float | None = None
+    snapshot_id: str | None = None
+    definition: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    handle: dict[str, Any] | None = None
+    tags: dict[str, str | None] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunEvent:
+    """One recorded status transition."""
+
+    run_id: str
+    attempt: int
+    status: RunStatus
+    at: float
+    cause: str
+
+
+@dataclass
+class AttemptRecord:
+    """One attempt of a run (later issues retry on preemption)."""
+
+    run_id: str
+    attempt: int
+    started_at: float
+    ended_at: float | None
+    cause: str
+    status: RunStatus | None = None
+
+
+@dataclass
+class MetricRow:
+    """One logged metric value.
+
+    ``kind`` is ``scalar`` (``value`` set), or ``list``/``row``/``table``/``image``
+    (``value_json`` holds the JSON text).
+    """
+
+    name: str
+    kind: str
+    step: int
+    value: float | None
+    value_json: str | None
+    ts: float
+
+
+@dataclass
+class FileRecord:
+    """An artifact of a run, stored under the run's artifact folder."""
+
+    run_id: str
+    name: str
+    size: int

@@ -1,0 +1,504 @@
+"""``Run``: one execution of a script (or an interactive session) and everything it recorded.
+
+Importing this module needs only the standard library, so ``from runyard import Run`` and
+``Run.get_context()`` work inside any environment a script runs in; everything that reads the
+workspace is imported when first used.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any
+
+from runyard.entities import MetricRow, RunRecord, RunStatus
+from runyard.errors import InvalidParameter, NotFound, RunFailed, RunyardError
+from runyard.runtime import context as _ctx
+
+if TYPE_CHECKING:
+    from runyard.experiment import Experiment
+    from runyard.workspace import Workspace
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z") if ts else None
+
+
+def metrics_view(rows: Iterable[MetricRow]) -> dict[str, Any]:
+    """Shape metric rows the way ``get_metrics`` returns them (Azure ML v1 semantics)."""
+    by_name: dict[str, list[MetricRow]] = {}
+    for r in rows:
+        by_name.setdefault(r.name, []).append(r)
+    out: dict[str, Any] = {}
+    for name, rs in by_name.items():
+        vals = [r.value if r.value_json is None else json.loads(r.value_json) for r in rs]
+        kind = rs[-1].kind
+        if kind == "scalar":
+            out[name] = vals[0] if len(vals) == 1 else vals
+        elif kind == "row":
+            cols: dict[str, list[Any]] = {}
+            for row in vals:
+                for k, v in row.items():
+                    cols.setdefault(k, []).append(v)
+            out[name] = cols
+        elif kind == "image":
+            arts = [v["artifact"] for v in vals]
+            out[name] = arts[0] if len(arts) == 1 else arts
+        else:  # list, table, json: the latest value
+            out[name] = vals[-1]
+    return out
+
+
+class Run:
+    """A run of an experiment.
+
+    Inside a submitted script use :meth:`get_context`; from outside, get runs from
+    ``Experiment.submit``, ``Experiment.get_runs`` or ``Run(experiment, run_id)``.
+    """
+
+    def __init__(self, experiment: Experiment, run_id: str, **_kwargs: Any) -> None:
+        record = experiment.workspace.store.get_run(run_id)
+        if record is None or record.experiment != experiment.name:
+            raise NotFound(f"run {run_id!r} does not exist in experiment {experiment.name!r}")
+        self._init(experiment, record)
+
+    def _init(self, experiment: Experiment, record: RunRecord) -> None:
+        self.experiment = experiment
+        self._record = record
+        self._live: _ctx.LiveRun | None = None
+        self._outputs_dir: Path | None = None
+        self._log_offset = 0
+
+    @classmethod
+    def _from_record(cls, experiment: Experiment, record: RunRecord) -> Run:
+        run = cls.__new__(cls)
+        run._init(experiment, record)
+        return run
+
+    @staticmethod
+    def get_context(allow_offline: bool = True, **_kwargs: Any) -> Any:
+        """The run of the calling script: live under runyard, offline (printing) otherwise."""
+        return _ctx.get_context(allow_offline)
+
+    @classmethod
+    def get(cls, workspace: Workspace, run_id: str) -> Run:
+        """Fetch any run of the workspace by id."""
+        from runyard.experiment import Experiment  # noqa: PLC0415
+
+        record = workspace.store.get_run(run_id)
+        if record is None:
+            raise NotFound(f"run {run_id!r} does not exist in workspace {workspace.name!r}")
+        return cls._from_record(Experiment(workspace, record.experiment), record)
+
+    # -- identity ----------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        """The run id ``<experiment>_<unix seconds>_<8 hex>``."""
+        return self._record.id
+
+    @property
+    def workspace(self) -> Workspace:
+        """The workspace of the run."""
+        return self.experiment.workspace
+
+    @property
+    def type(self) -> str:
+        """``runyard.scriptrun``, ``runyard.childrun`` or ``runyard.interactive``."""
+        return self._record.run_type
+
+    @property
+    def display_name(self) -> str | None:
+        """Optional human-readable name."""
+        return self._record.display_name
+
+    @property
+    def parent(self) -> Run | None:
+        """The parent run of a child, else None."""
+        pid = self._record.parent_id
+        return Run.get(self.workspace, pid) if pid else None
+
+    @property
+    def status(self) -> str:
+        """Current status (synced)."""
+        return self.get_status()
+
+    @property
+    def tags(self) -> dict[str, str | None]:
+        """Current tags."""
+        return self.get_tags()
+
+    @property
+    def properties(self) -> dict[str, str]:
+        """Current properties."""
+        return self.get_properties()
+
+    def _refresh(self) -> RunRecord:
+        from runyard.services.runs.sync import sync_run  # noqa: PLC0415
+
+        self._record = sync_run(self.workspace, self.id)
+        return self._record
+
+    # -- reading -----------------------------------------------------------------------------
+    def get_status(self) -> str:
+        """NotStarted, Queued, Preparing, Starting, Running, Finalizing, Completed, ..."""
+        return self._refresh().status.value
+
+    def get_details(self) -> dict[str, Any]:
+        """Run id, target, status, times, definition, properties, tags, files and error."""
+        r = self._refresh()
+        details: dict[str, Any] = {
+            "runId": r.id, "experiment": r.experiment, "type": r.run_type, "target": r.target,
+            "status": r.status.value, "parentRunId": r.parent_id,
+            "createdTimeUtc": _iso(r.created_at), "startTimeUtc": _iso(r.start_time),
+            "properties": dict(r.properties), "tags": dict(r.tags),
+            "runDefinition": r.definition.get("runDefinition", {}),
+            "snapshotId": r.snapshot_id, "attempt": r.attempt,
+            "logFiles": [f for f in self.get_file_names() if "logs/" in f],
+        }
+        if r.status.terminal:
+            details["endTimeUtc"] = _iso(r.end_time)
+        if r.error:
+            details["error"] = dict(r.error)
+        return details
+
+    def get_events(self) -> list[dict[str, Any]]:
+        """Every recorded status transition with its time and cause."""
+        return [{"status": e.status.value, "attempt": e.attempt, "time": e.at, "cause": e.cause}
+                for e in self.workspace.store.list_events(self.id)]
+
+    def get_attempts(self) -> list[dict[str, Any]]:
+        """Attempts of the run with their causes."""
+        return [{"attempt": a.attempt, "started": a.started_at, "ended": a.ended_at,
+                 "cause": a.cause, "status": a.status.value if a.status else None}
+                for a in self.workspace.store.list_attempts(self.id)]
+
+    def get_metrics(self, name: str | None = None, recursive: bool = False) -> dict[str, Any]:
+        """Logged metrics: a repeated scalar is a list; rows build a column dict."""
+        self._refresh()
+        rows = self.workspace.store.get_metric_rows(self.id, [name] if name else None)
+        out = metrics_view(rows)
+        if recursive:
+            for child in self.get_children(recursive=True):
+                out[child.id] = child.get_metrics(name)
+        return out
+
+    def get_tags(self) -> dict[str, str | None]:
+        """Current tags."""
+        if self._live is not None:
+            self._flush_live()
+        return dict(self._refresh().tags)
+
+    def get_properties(self) -> dict[str, str]:
+        """Current properties."""
+        if self._live is not None:
+            self._flush_live()
+        return dict(self._refresh().properties)
+
+    def _artifacts(self) -> Path:
+        return self.workspace.run_dir(self.id) / "artifacts"
+
+    def get_file_names(self) -> list[str]:
+        """Artifact paths of the run (outputs/, logs/, system_logs/, uploads)."""
+        if self._live is None and not self._record.status.terminal:
+            self._refresh()
+        return [f.name for f in self.workspace.store.list_files(self.id)]
+
+    def _artifact_path(self, name: str) -> Path:
+        clean = _ctx.check_artifact_name(name)
+        path = self._artifacts() / clean
+        if clean not in self.get_file_names() or not path.is_file():
+            raise NotFound(f"run {self.id} has no file {name!r}; see get_file_names()")
+        return path
+
+    def download_file(self, name: str, output_file_path: str | None = None,
+                      **_kwargs: Any) -> str:
+        """Copy artifact ``name`` to ``output_file_path`` (a file or folder; default: cwd)."""
+        src = self._artifact_path(name)
+        dest = Path(output_file_path or Path(name).name)
+        if dest.is_dir():
+            dest = dest / Path(name).name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        return str(dest)
+
+    def download_files(self, prefix: str | None = None, output_directory: str | None = None,
+                       append_prefix: bool = True, **_kwargs: Any) -> list[str]:
+        """Copy every artifact under ``prefix`` into ``output_directory`` keeping paths."""
+        out = Path(output_directory or ".")
+        done = []
+        for name in self.get_file_names():
+            if prefix and not name.startswith(prefix):
+                continue
+            rel = name if append_prefix or not prefix else name[len(prefix):].lstrip("/")
+            dest = out / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self._artifacts() / name, dest)
+            done.append(str(dest))
+        return done
+
+    def get_children(self, recursive: bool = False, tags: Any = None, properties: Any = None,
+                     type: str | None = None, status: str | None = None) -> Iterator[Run]:
+        """Child runs (optionally all descendants), filtered like ``get_runs``."""
+        from runyard.experiment import _kv_filter  # noqa: PLC0415
+        from runyard.store.base import RunFilter  # noqa: PLC0415
+
+        self._refresh()
+        statuses = [RunStatus(status)] if status else None
+        flt = RunFilter(parent_id=self.id, top_level_only=False, statuses=statuses,
+                        tags=_kv_filter(tags, "tags"),
+                        properties=_kv_filter(properties, "properties"))
+        for rec in self.workspace.store.list_runs(flt):
+            child = Run._from_record(self.experiment, rec)
+            if type is None or rec.run_type == type:
+                yield child
+            if recursive:
+                yield from child.get_children(True, tags, properties, type, status)
+
+    def restore_snapshot(self, snapshot_id: str | None = None, path: str | None = None) -> str:
+        """Write the run's code snapshot into ``path`` (default ``./<snapshot id>``)."""
+        sid = snapshot_id or self._record.snapshot_id
+        if not sid:
+            raise NotFound(f"run {self.id} has no snapshot (history.snapshot_project was off)")
+        dest = Path(path or sid)
+        return str(self.workspace.snapshots.restore(sid, dest))
+
+    # -- control -----------------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Stop the run and its whole process tree; a no-op once it has finished."""
+        from runyard.services.runs.control import cancel_run  # noqa: PLC0415
+
+        self._record = cancel_run(self.workspace, self.id)
+
+    def wait_for_completion(self, show_output: bool = False, wait_post_processing: bool = False,
+                            raise_on_error: bool = True, timeout: float | None = None,
+                            out: IO[str] | None = None) -> dict[str, Any]:
+        """Block until the run ends; with ``show_output`` stream its driver log live.
+
+        Ends with an execution summary. Raises ``RunFailed`` for a Failed or NotResponding run
+        when ``raise_on_error``; ``timeout`` (seconds) raises ``RunyardError`` if still running.
+        """
+        stream = out or sys.stdout
+        if show_output:
+            print(f"RunId: {self.id}", file=stream)
+            print(f"Streaming {self._log_name()}", file=stream)
+            print("=" * 40, file=stream, flush=True)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            record = self._refresh()
+            if show_output:
+                self._print_new_log(stream)
+            if record.status.terminal:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise RunyardError(f"run {self.id} is still {record.status.value} after "
+                                   f"{timeout} s; it keeps running")
+            time.sleep(delay)
+            delay = min(delay * 1.3, 0.5)
+        details = self.get_details()
+        if show_output:
+            self._print_new_log(stream)
+            print("\nExecution Summary", file=stream)
+            print("=" * 17, file=stream)
+            print(f"RunId: {self.id}", file=stream)
+            print(f"Status: {record.status.value}", file=stream)
+            if record.error:
+                print(f"Error: {json.dumps(record.error, indent=2)}", file=stream)
+            print(file=stream, flush=True)
+        if raise_on_error and record.status in (RunStatus.FAILED, RunStatus.NOT_RESPONDING):
+            msg = (record.error or {}).get("message", record.status.value)
+            raise RunFailed(f"run {self.id} ended {record.status.value}: {msg}",
+                            details={"run_id": self.id, "error": record.error})
+        return details
+
+    def _log_name(self) -> str:
+        return "system_logs/driver_log.txt"
+
+    def _print_new_log(self, stream: IO[str]) -> None:
+        path = self._artifacts() / self._log_name()
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(self._log_offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return
+        if data:
+            self._log_offset += len(data)
+            stream.write(data.decode(errors="replace"))
+            stream.flush()
+
+    # -- tracking (interactive runs log through the spool; others write to the store) --------
+    def _live_or_none(self) -> _ctx.LiveRun | None:
+        return self._live
+
+    def _flush_live(self) -> None:
+        if self._live is not None:
+            self._live.flush()
+
+    def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
+        """Log a scalar metric value."""
+        if self._live is not None:
+            self._live.log(name, value, description, step)
+        else:
+            self._direct_metric(name, "scalar", value)
+
+    def log_list(self, name: str, value: Iterable[Any], description: str = "") -> None:
+        """Log a list metric."""
+        if self._live is not None:
+            self._live.log_list(name, value, description)
+        else:
+            self._direct_metric(name, "list", list(value))
+
+    def log_row(self, name: str, description: str | None = None, **kwargs: Any) -> None:
+        """Log one row of a table metric."""
+        if self._live is not None:
+            self._live.log_row(name, description, **kwargs)
+        else:
+            self._direct_metric(name, "row", kwargs)
+
+    def log_table(self, name: str, value: Mapping[str, Iterable[Any]],
+                  description: str = "") -> None:
+        """Log a table (dict of column -> list)."""
+        if self._live is not None:
+            self._live.log_table(name, value, description)
+        else:
+            self._direct_metric(name, "table", {k: list(v) for k, v in value.items()})
+
+    def log_image(self, name: str, path: str | None = None, plot: Any = None,
+                  description: str = "") -> None:
+        """Log an image from a file or a matplotlib figure (interactive runs)."""
+        self._require_live("log_image").log_image(name, path, plot, description)
+
+    def _direct_metric(self, name: str, kind: str, value: Any) -> None:
+        from runyard.services.runs.ingest import build_metric_row  # noqa: PLC0415
+
+        existing = self.workspace.store.get_metric_rows(self.id, [name])
+        self.workspace.store.add_metrics(self.id, [build_metric_row(name, kind, len(existing),
+                                                                    value)])
+
+    def _require_live(self, what: str) -> _ctx.LiveRun:
+        if self._live is None:
+            raise RunyardError(f"{what} works inside the script (Run.get_context()) or on an "
+                               "interactive run from Experiment.start_logging()")
+        return self._live
+
+    def tag(self, key: str, value: Any = None) -> None:
+        """Set a mutable tag."""
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set several tags."""
+        if self._live is not None:
+            self._live.set_tags(tags)
+        else:
+            self.workspace.store.set_tags(self.id, {str(k): None if v is None else str(v)
+                                                    for k, v in tags.items()})
+
+    def remove_tags(self, tags: Iterable[str]) -> None:
+        """Remove tags."""
+        self.workspace.store.remove_tags(self.id, list(tags))
+
+    def add_properties(self, properties: Mapping[str, Any]) -> None:
+        """Add immutable properties; re-adding a key with another value raises."""
+        clean = {str(k): str(v) for k, v in properties.items()}
+        if self._live is not None:
+            try:
+                self._live.add_properties(clean)
+            except _ctx.TrackingError as exc:
+                raise InvalidParameter("properties", str(exc)) from exc
+        else:
+            self.workspace.store.add_properties(self.id, clean)
+
+    def upload_file(self, name: str, path_or_stream: Any) -> None:
+        """Store a file as artifact ``name``."""
+        if self._live is not None:
+            self._live.upload_file(name, path_or_stream)
+            return
+        from runyard.entities import FileRecord  # noqa: PLC0415
+
+        clean = _ctx.check_artifact_name(name)
+        dest = self._artifacts() / clean
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(path_or_stream, (str, Path)):
+            shutil.copyfile(path_or_stream, dest)
+        else:
+            with open(dest, "wb") as fh:
+                shutil.copyfileobj(path_or_stream, fh)
+        self.workspace.store.add_files([FileRecord(self.id, clean, dest.stat().st_size)])
+
+    def upload_folder(self, name: str, path: str) -> None:
+        """Upload a folder's files under ``name/``."""
+        root = Path(path)
+        for f in sorted(root.rglob("*")):
+            if f.is_file():
+                self.upload_file(f"{name}/{f.relative_to(root).as_posix()}", str(f))
+
+    def child_run(self, name: str | None = None, run_id: str | None = None,
+                  outputs: str | None = None) -> _ctx.LiveRun:
+        """Start a child run of an interactive run."""
+        return self._require_live("child_run").child_run(name, run_id, outputs)
+
+    def create_children(self, count: int | None = None, tag_key: str | None = None,
+                        tag_values: Iterable[str] | None = None) -> list[_ctx.LiveRun]:
+        """Create several children of an interactive run."""
+        return self._require_live("create_children").create_children(count, tag_key,
+                                                                     tag_values)
+
+    def flush(self) -> None:
+        """Push buffered metrics of an interactive run into the workspace."""
+        if self._live is not None:
+            self._live.flush()
+            self._refresh()
+
+    def complete(self) -> None:
+        """Finish an interactive run as Completed (its outputs folder is collected first)."""
+        self._end("Completed")
+
+    def fail(self, error_details: Any = None, **_kwargs: Any) -> None:
+        """Finish an interactive run as Failed."""
+        self._end("Failed", {"message": str(error_details or "fail() called")})
+
+    def _end(self, status: str, error: dict[str, Any] | None = None) -> None:
+        live = self._require_live("complete/fail")
+        if self._outputs_dir is not None and self._outputs_dir.is_dir():
+            for f in sorted(self._outputs_dir.rglob("*")):
+                if f.is_file():
+                    live.upload_file(f"outputs/{f.relative_to(self._outputs_dir).as_posix()}", f)
+        live._finished = True
+        live._tracker.flush()
+        extra = {"error": error} if error else {}
+        live._tracker.writer.emit("status", status=status, cause=f"{status.lower()} by caller",
+                                  attempt=1, **extra)
+        live._tracker.close()
+        self._refresh()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._live is None or self._record.status.terminal:
+            return
+        if ev is None:
+            self.complete()
+        else:
+            import traceback  # noqa: PLC0415
+
+            self._end("Failed", {"message": str(ev),
+                                 "traceback": "".join(traceback.format_exception(et, ev, tb))})
+
+    def __repr__(self) -> str:
+        return (f"Run(experiment={self.experiment.name!r}, id={self.id!r}, "
+                f"type={self.type!r}, status={self._record.status.value!r})")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)

@@ -1,0 +1,219 @@
+"""``RunConfiguration`` and ``ScriptRunConfig``: what to run, where, and in what environment."""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runyard import settings
+from runyard.environment import (
+    DEFAULT_CPU_IMAGE,
+    DEFAULT_GPU_IMAGE,
+    Environment,
+    _Section,
+)
+from runyard.errors import InvalidParameter, NotFound
+from runyard.naming import check_runconfig_name
+
+__all__ = ["DEFAULT_CPU_IMAGE", "DEFAULT_GPU_IMAGE", "HistoryConfiguration", "RunConfiguration",
+           "ScriptRunConfig"]
+
+FRAMEWORKS = ("Python", "PySpark", "CNTK", "TensorFlow", "PyTorch")
+COMMUNICATORS = ("None", "ParameterServer", "OpenMpi", "IntelMpi", "Gloo", "Nccl")
+
+
+@dataclass
+class HistoryConfiguration(_Section):
+    """Output collection and snapshot settings."""
+
+    output_collection: bool = True
+    snapshot_project: bool = True
+    directories_to_watch: list[str] = field(default_factory=lambda: ["logs"])
+
+
+_FIELDS = ("script", "arguments", "target", "framework", "communicator",
+           "auto_prepare_environment", "max_run_duration_seconds", "node_count", "command")
+
+
+class RunConfiguration:
+    """How a script runs: target, script and arguments, environment, history, limits.
+
+    Unknown attributes are refused (as in Azure ML), so a typo never silently does nothing.
+    """
+
+    def __init__(self, script: str | None = None, arguments: list[Any] | None = None,
+                 framework: str | None = None, communicator: str | None = None,
+                 conda_dependencies: Any = None, command: list[str] | str | None = None,
+                 **_ignored: Any) -> None:
+        object.__setattr__(self, "_ready", False)
+        self.script = script
+        self.arguments: list[Any] = list(arguments or [])
+        self.target: str = "local"
+        self.framework = framework or "Python"
+        self.communicator = communicator or "None"
+        self.auto_prepare_environment = True
+        self.max_run_duration_seconds: float | None = None
+        self.node_count = 1
+        self.command = command
+        self.environment = Environment()
+        if conda_dependencies is not None:
+            self.environment.python.conda_dependencies = conda_dependencies
+        self.history = HistoryConfiguration()
+        object.__setattr__(self, "_ready", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self._ready and name not in (*_FIELDS, "environment", "history"):
+            raise AttributeError(f"RunConfiguration has no setting {name!r}")
+        if name == "target" and not isinstance(value, str):
+            value = getattr(value, "name", value)  # a ComputeTarget object stores its name
+        object.__setattr__(self, name, value)
+
+    # -- validation & (de)serialization ------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ``InvalidParameter`` naming the first bad field."""
+        if self.framework not in FRAMEWORKS:
+            raise InvalidParameter("framework", f"{self.framework!r} is not one of "
+                                   f"{', '.join(FRAMEWORKS)}")
+        if str(self.communicator) not in COMMUNICATORS:
+            raise InvalidParameter("communicator", f"{self.communicator!r} is not one of "
+                                   f"{', '.join(COMMUNICATORS)}")
+        if not isinstance(self.node_count, int) or self.node_count < 1:
+            raise InvalidParameter("node_count", "must be an integer of 1 or more")
+        mrd = self.max_run_duration_seconds
+        if mrd is not None and (not isinstance(mrd, (int, float)) or mrd <= 0):
+            raise InvalidParameter("max_run_duration_seconds", "must be a positive number")
+        if not isinstance(self.target, str) or not self.target:
+            raise InvalidParameter("target", "must name a compute target, e.g. 'local'")
+        if not isinstance(self.arguments, list):
+            raise InvalidParameter("arguments", "must be a list")
+
+    def to_dict(self) -> dict[str, Any]:
+        """camelCase dict (the ``.runconfig`` YAML layout)."""
+        return {
+            "script": self.script, "arguments": [str(a) for a in self.arguments],
+            "command": self.command, "target": self.target, "framework": self.framework,
+            "communicator": self.communicator,
+            "autoPrepareEnvironment": self.auto_prepare_environment,
+            "maxRunDurationSeconds": self.max_run_duration_seconds, "nodeCount": self.node_count,
+            "environment": self.environment.to_dict(), "history": self.history.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfiguration:
+        """Inverse of :meth:`to_dict`; accepts the legacy TitleCase keys too."""
+        if not isinstance(data, dict):
+            raise InvalidParameter("runconfig", "a run configuration must be a mapping")
+        legacy = {"ArgumentVector": "arguments", "Target": "target", "Framework": "framework",
+                  "Script": "script", "AutoPrepareEnvironment": "autoPrepareEnvironment",
+                  "EnvironmentVariables": None, "CondaDependenciesFile": None,
+                  "TrackedRun": None, "SparkDependenciesFile": None}
+        rc = cls()
+        env_vars: dict[str, str] = {}
+        for key, value in data.items():
+            if key in legacy:
+                if key == "EnvironmentVariables":
+                    env_vars = dict(value or {})
+                key = legacy[key] or ""
+                if not key:
+                    continue
+            name = {"autoPrepareEnvironment": "auto_prepare_environment",
+                    "maxRunDurationSeconds": "max_run_duration_seconds",
+                    "nodeCount": "node_count"}.get(key, key)
+            if name == "environment":
+                rc.environment = Environment.from_dict(value)
+            elif name == "history":
+                rc.history = HistoryConfiguration._from(value, "history")
+            elif name in _FIELDS:
+                setattr(rc, name, value if name != "arguments" else list(value or []))
+            elif key in ("spark", "hdi", "tensorflow", "mpi", "pytorch", "dataReferences",
+                         "sourceDirectoryDataStore", "amlcompute", "containerInstance",
+                         "batchai", "data", "outputData", "datacaches", "docker",
+                         "environmentVariables", "priority", "credentialPassthrough"):
+                continue  # sections owned by later issues / Azure only: accepted, ignored
+            else:
+                raise InvalidParameter(f"runconfig.{key}", "unknown key in run configuration")
+        rc.environment.environment_variables.update(env_vars)
+        rc.validate()
+        return rc
+
+    @staticmethod
+    def _file(path: str | os.PathLike[str], name: str) -> Path:
+        check_runconfig_name(name)
+        return Path(path) / settings.CONFIG_DIR_NAME / f"{name}.runconfig"
+
+    def save(self, path: str | os.PathLike[str] | None = None, name: str | None = None) -> Path:
+        """Write ``<path>/.runyard/<name>.runconfig`` (YAML); returns the file."""
+        import yaml  # noqa: PLC0415
+
+        if name is None:
+            raise InvalidParameter("name", "give the run configuration a name, e.g. 'local'")
+        file = self._file(path or ".", name)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        return file
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], name: str | None = None) -> RunConfiguration:
+        """Read a ``.runconfig``: ``load(folder, name)`` or ``load(file)``."""
+        import yaml  # noqa: PLC0415
+
+        file = Path(path) if name is None else cls._file(path, name)
+        if not file.is_file():
+            raise NotFound(f"run configuration {file} does not exist; save one with "
+                           "RunConfiguration.save(path, name)")
+        try:
+            data = yaml.safe_load(file.read_text())
+        except yaml.YAMLError as exc:
+            raise InvalidParameter("runconfig", f"{file} is not valid YAML: {exc}") from exc
+        return cls.from_dict(data or {})
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RunConfiguration:
+        new = RunConfiguration()
+        for k, v in self.__dict__.items():
+            if k != "_ready":
+                object.__setattr__(new, k, copy.deepcopy(v, memo))
+        return new
+
+    def __repr__(self) -> str:
+        return (f"RunConfiguration(script={self.script!r}, target={self.target!r}, "
+                f"environment={self.environment.name!r})")
+
+
+class ScriptRunConfig:
+    """A script (or command) in a source directory, with its run configuration."""
+
+    def __init__(self, source_directory: str | os.PathLike[str] = ".", script: str | None = None,
+                 arguments: list[Any] | None = None, run_config: RunConfiguration | None = None,
+                 compute_target: Any = None, environment: Environment | None = None,
+                 command: list[str] | str | None = None,
+                 max_run_duration_seconds: float | None = None,
+                 **_ignored: Any) -> None:
+        self.source_directory = str(source_directory)
+        self.script = script
+        self.arguments = list(arguments) if arguments is not None else None
+        self.command = command
+        self.run_config = copy.deepcopy(run_config) if run_config else RunConfiguration()
+        if compute_target is not None:
+            self.run_config.target = compute_target
+        if environment is not None:
+            self.run_config.environment = environment
+        if max_run_duration_seconds is not None:
+            self.run_config.max_run_duration_seconds = max_run_duration_seconds
+
+    def effective_run_config(self) -> RunConfiguration:
+        """A copy of ``run_config`` with script/arguments/command overridden from here."""
+        rc = copy.deepcopy(self.run_config)
+        if self.script is not None:
+            rc.script = self.script
+        if self.arguments is not None:
+            rc.arguments = list(self.arguments)
+        if self.command is not None:
+            rc.command = self.command
+        return rc
+
+    def __repr__(self) -> str:
+        return (f"ScriptRunConfig(source_directory={self.source_directory!r}, "
+                f"script={self.script!r}, target={self.run_config.target!r})")

@@ -1,0 +1,229 @@
+"""The runner: supervises one attempt of one run next to the user's script.
+
+Started detached (its own session) by a compute target as
+``python -m runyard.runtime.runner <job.json>``. It waits for a concurrency slot, starts the
+user's command in its own process group with stdout and stderr going to the driver log, keeps
+``./logs`` collected while the script runs, collects ``./outputs`` at Finalizing, enforces
+``max_run_duration_seconds``, and reports every state change to the spool. SIGTERM means
+cancel: the script's process group gets SIGTERM, then SIGKILL after a grace period.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from runyard.runtime.spool import SpoolWriter
+
+DRIVER_LOG = "system_logs/driver_log.txt"
+KILL_GRACE_SECONDS = 5.0
+_TRACEBACK = b"Traceback (most recent call last):"
+
+
+class _Canceled(Exception):
+    pass
+
+
+class Runner:
+    """Runs one job described by a ``job.json`` file (see ``LocalTarget``)."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        self.job = job
+        self.run_id: str = job["run_id"]
+        self.attempt: int = int(job.get("attempt", 1))
+        self.workdir = Path(job["workdir"])
+        self.artifacts = Path(job["artifacts_dir"])
+        self.spool = SpoolWriter(job["spool_dir"], f"runner-a{self.attempt}", self.run_id)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.cancel_requested = False
+        self._logs_seen: dict[str, tuple[int, int]] = {}
+
+    # -- states ------------------------------------------------------------------------------
+    def status(self, status: str, cause: str, **extra: Any) -> None:
+        self.spool.emit("status", status=status, cause=cause, attempt=self.attempt, **extra)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.cancel_requested = True
+        if self.proc is None:
+            raise _Canceled()
+
+    # -- slots -------------------------------------------------------------------------------
+    def acquire_slot(self) -> int | None:
+        slots = self.job.get("slots")
+        if not slots:
+            return None
+        folder = Path(slots["dir"])
+        folder.mkdir(parents=True, exist_ok=True)
+        count = max(1, int(slots["count"]))
+        delay = 0.02
+        while True:
+            for i in range(count):
+                fd = os.open(folder / f"slot-{i}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    continue
+                return fd  # held until this process exits
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    # -- files -------------------------------------------------------------------------------
+    def sync_logs(self) -> None:
+        """Copy new or changed files of ``./logs`` into the run's artifacts."""
+        src = self.workdir / "logs"
+        if not src.is_dir():
+            return
+        new: list[list[Any]] = []
+        for f in src.rglob("*"):
+            if not f.is_file():
+                continue
+            st = f.stat()
+            key = f.relative_to(self.workdir).as_posix()
+            sig = (st.st_size, st.st_mtime_ns)
+            if self._logs_seen.get(key) == sig:
+                continue
+            dest = self.artifacts / key
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                shutil.copyfile(f, dest)
+                self._logs_seen[key] = sig
+                new.append([key, st.st_size])
+        if new:
+            self.spool.emit("files", files=new)
+
+    def collect_outputs(self) -> None:
+        src = self.workdir / "outputs"
+        if not src.is_dir():
+            return
+        new: list[list[Any]] = []
+        for f in sorted(src.rglob("*")):
+            if not f.is_file():
+                continue
+            key = f.relative_to(self.workdir).as_posix()
+            dest = self.artifacts / key
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            size = f.stat().st_size
+            shutil.move(str(f), dest)
+            new.append([key, size])
+        if new:
+            self.spool.emit("files", files=new)
+
+    def traceback_text(self, log_path: Path) -> str | None:
+        try:
+            with open(log_path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - 65536))
+                tail = fh.read()
+        except OSError:
+            return None
+        i = tail.rfind(_TRACEBACK)
+        return tail[i:].decode(errors="replace").strip() if i >= 0 else None
+
+    # -- main --------------------------------------------------------------------------------
+    def kill_script(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + float(self.job.get("kill_grace_seconds", KILL_GRACE_SECONDS))
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        try:
+            self.acquire_slot()
+            self.status("Preparing", "slot acquired")
+            env = dict(os.environ)
+            env.update(self.job.get("env", {}))
+            self.status("Starting", "starting the script")
+            log_path = self.artifacts / DRIVER_LOG
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "ab") as log:
+                self.proc = subprocess.Popen(
+                    self.job["command"], cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            if self.cancel_requested:
+                raise _Canceled()
+            (self.workdir.parent / "script.pid").write_text(str(self.proc.pid))
+            self.spool.emit("files", files=[[DRIVER_LOG, 0]])
+            self.status("Running", f"script started (pid {self.proc.pid})")
+            return self._supervise(log_path)
+        except _Canceled:
+            self.kill_script()
+            self.status("Canceled", "cancel requested")
+            return 0
+        except Exception as exc:  # a failure of the runner itself still ends the run
+            self.kill_script()
+            self.status("Failed", "runner error",
+                        error={"message": f"{type(exc).__name__}: {exc}"})
+            return 1
+
+    def _supervise(self, log_path: Path) -> int:
+        assert self.proc is not None
+        limit = self.job.get("max_run_duration_seconds")
+        started = time.monotonic()
+        last_sync = started
+        timed_out = False
+        delay = 0.005
+        while self.proc.poll() is None:
+            if self.cancel_requested:
+                raise _Canceled()
+            now = time.monotonic()
+            if limit and now - started > float(limit):
+                timed_out = True
+                self.kill_script()
+                break
+            if now - last_sync > 1.0:
+                self.sync_logs()
+                last_sync = now
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.1)
+        code = self.proc.wait()
+        if self.cancel_requested:
+            raise _Canceled()
+        self.status("Finalizing", f"script exited with code {code}")
+        self.spool.emit("files", files=[[DRIVER_LOG, log_path.stat().st_size]])
+        self.sync_logs()
+        if self.job.get("output_collection", True):
+            self.collect_outputs()
+        if timed_out:
+            self.status("Failed", "max_run_duration_seconds exceeded", error={
+                "message": f"The run exceeded max_run_duration_seconds={limit} and was stopped.",
+                "exit_code": code})
+        elif code == 0:
+            self.status("Completed", "script exited with code 0")
+        else:
+            tb = self.traceback_text(log_path)
+            msg = f"The script exited with code {code}."
+            if tb:
+                msg = f"{msg} {tb.strip().splitlines()[-1]}"
+            self.status("Failed", f"script exited with code {code}",
+                        error={"message": msg, "exit_code": code, "traceback": tb})
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m runyard.runtime.runner JOB_JSON``."""
+    args = sys.argv[1:] if argv is None else argv
+    job = json.loads(Path(args[0]).read_text())
+    return Runner(job).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

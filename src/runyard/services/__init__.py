@@ -1,0 +1,1 @@
+"""Services: the business logic between the SDK surface and the store/targets."""

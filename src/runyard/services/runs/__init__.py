@@ -1,0 +1,1 @@
+"""Run services: submit, ingest of the run-event spool, reconcile, cancel, wait."""

@@ -1,0 +1,65 @@
+"""Turning spool events into an :class:`IngestBatch` (pure functions, no I/O)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from runyard.entities import FileRecord, MetricRow, RunRecord, RunStatus
+from runyard.runtime.spool import parse_lines
+from runyard.store.base import IngestBatch, Transition
+
+
+def _metric(row: list[Any]) -> MetricRow:
+    name, kind, step, value, ts = row
+    if kind == "scalar" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return MetricRow(str(name), kind, int(step), float(value), None, float(ts))
+    return MetricRow(str(name), str(kind), int(step), None,
+                     json.dumps(value, separators=(",", ":")), float(ts))
+
+
+def build_batch(parent: RunRecord, chunks: dict[str, tuple[int, bytes]]) -> IngestBatch:
+    """Parse the new bytes of each stream into one batch (offsets included)."""
+    batch = IngestBatch()
+    for stream, (frm, data) in chunks.items():
+        batch.offsets[stream] = (frm, frm + len(data))
+        for ev in parse_lines(data):
+            _apply(parent, ev, batch)
+    return batch
+
+
+def _apply(parent: RunRecord, ev: dict[str, Any], batch: IngestBatch) -> None:
+    run_id = str(ev.get("run_id") or parent.id)
+    kind = ev.get("type")
+    ts = float(ev.get("ts") or time.time())
+    if kind == "metrics":
+        batch.metrics.extend((run_id, _metric(r)) for r in ev.get("rows", ()))
+    elif kind == "status":
+        try:
+            status = RunStatus(ev.get("status"))
+        except ValueError:
+            return
+        attempt = ev.get("attempt") if run_id == parent.id else None
+        batch.transitions.append(Transition(run_id, status, str(ev.get("cause", "")), ts,
+                                            attempt=attempt, error=ev.get("error")))
+    elif kind == "tags":
+        batch.tags.append((run_id, {str(k): (None if v is None else str(v))
+                                    for k, v in (ev.get("tags") or {}).items()}))
+    elif kind == "properties":
+        batch.properties.append((run_id, {str(k): str(v)
+                                          for k, v in (ev.get("properties") or {}).items()}))
+    elif kind == "files":
+        batch.files.extend(FileRecord(run_id, str(n), int(s)) for n, s in ev.get("files", ()))
+    elif kind == "child":
+        batch.children.append(RunRecord(
+            id=run_id, experiment=parent.experiment, status=RunStatus.RUNNING, created_at=ts,
+            start_time=ts, run_type="runyard.childrun",
+            parent_id=str(ev.get("parent_id") or parent.id),
+            display_name=ev.get("display_name"), target=parent.target,
+            definition={}, tags=dict(ev.get("tags") or {})))
+
+
+def build_metric_row(name: str, kind: str, step: int, value: Any) -> MetricRow:
+    """One metric row for a value logged directly (not through a spool)."""
+    return _metric([name, kind, step, value, time.time()])

@@ -1,0 +1,80 @@
+"""Pulling a run's events from its target into the workspace (the reconcile step)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from runyard.entities import RunRecord, RunStatus
+from runyard.errors import NotFound
+from runyard.services.runs.ingest import build_batch
+from runyard.store.base import RunFilter, Transition
+
+if TYPE_CHECKING:
+    from runyard.workspace import Workspace
+
+#: Children still open when their parent ends take the parent's outcome.
+_CHILD_OUTCOME = {RunStatus.COMPLETED: RunStatus.COMPLETED, RunStatus.FAILED: RunStatus.FAILED,
+                  RunStatus.CANCELED: RunStatus.CANCELED,
+                  RunStatus.NOT_RESPONDING: RunStatus.NOT_RESPONDING}
+
+
+def sync_run(ws: Workspace, run_id: str) -> RunRecord:
+    """Ingest everything new for ``run_id`` (idempotent) and return the fresh record.
+
+    A run whose supervisor is gone without reporting an end becomes ``NotResponding``.
+    """
+    store = ws.store
+    run = store.get_run(run_id)
+    if run is None:
+        raise NotFound(f"run {run_id!r} does not exist")
+    owner = run
+    while owner.handle is None and owner.parent_id:  # children live in the parent's spool
+        parent = store.get_run(owner.parent_id)
+        if parent is None:
+            break
+        owner = parent
+    if owner.handle is None:
+        return run
+    target = ws.get_target(owner.target)
+    for _ in range(100):  # bounded: each pass reads at most 64 MiB per stream
+        events = target.poll(owner.handle, store.get_offsets(owner.id))
+        if events.chunks:
+            applied = store.apply_ingest(owner.id, build_batch(owner, events.chunks))
+            _close_children(ws, owner.id, applied)
+        fresh = store.get_run(owner.id)
+        assert fresh is not None
+        if not events.chunks:
+            if not events.alive and not fresh.status.terminal and fresh.handle is not None:
+                now = time.time()
+                tr = Transition(owner.id, RunStatus.NOT_RESPONDING,
+                                "the runner process vanished without reporting an end", now,
+                                error={"message": "The run's runner process is gone; the run "
+                                       "stopped without reporting its result."})
+                if store.transition(tr):
+                    _close_children(ws, owner.id, [tr])
+            break
+    result = store.get_run(run_id)
+    assert result is not None
+    return result
+
+
+def _close_children(ws: Workspace, parent_id: str, applied: list[Transition]) -> None:
+    for tr in applied:
+        if tr.run_id != parent_id or not tr.new.terminal:
+            continue
+        outcome = _CHILD_OUTCOME[tr.new]
+        open_children = ws.store.list_runs(RunFilter(parent_id=parent_id, top_level_only=False))
+        for child in open_children:
+            if not child.status.terminal:
+                ws.store.transition(Transition(child.id, outcome,
+                                               f"parent run ended {tr.new.value}", tr.at))
+
+
+def reconcile(ws: Workspace) -> list[RunRecord]:
+    """Sync every unfinished top-level run (reattach after a restart; mark vanished ones)."""
+    live = [s for s in RunStatus if not s.terminal]
+    out = []
+    for run in ws.store.list_runs(RunFilter(statuses=live)):
+        out.append(sync_run(ws, run.id))
+    return out

@@ -1,0 +1,447 @@
+"""The content-addressed snapshot store.
+
+Layout under the store root (created on the first snapshot that passes the limits)::
+
+    blobs/ab/<62 more hex digits>     file contents, named by their sha256, stored once
+    manifests/<snapshot id>.json      canonical manifest (see runyard.snapshots.manifest)
+    statcache/<sha256 of source>.json per-source-directory stat cache
+    tmp/                              temp files, renamed into place (same filesystem)
+
+Every file is written to ``tmp/`` and moved into place with ``os.replace``, so two processes
+snapshotting at once (into the same store, from the same or different trees) never see or leave
+a partial blob or manifest. A manifest is written only after all its blobs are in place, so an
+existing manifest means a complete snapshot.
+
+Reading is one pass per file: small files are read whole, hashed, and written only if the
+store lacks the blob; large files are hashed while being copied into a temp file, which is
+dropped if the blob already exists. Files are hashed on a thread pool (file I/O and hashlib
+release the GIL). Unchanged files are not read at all (see runyard.snapshots.statcache).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from runyard.errors import InvalidParameter, NotFound, WorkspaceError
+from runyard.snapshots.atomic import atomic_write_bytes, create_temp, write_all
+from runyard.snapshots.limits import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_FILES,
+    check_limits,
+    validate_limits,
+)
+from runyard.snapshots.manifest import (
+    ManifestEntry,
+    SnapshotInfo,
+    decode_manifest,
+    encode_manifest,
+    is_sha256_hex,
+    manifest_id,
+    mode_of,
+)
+from runyard.snapshots.statcache import CacheRow, StatCache, is_racy, stat_key
+from runyard.snapshots.walk import collect_files, resolve_source_dir
+
+SMALL_FILE_BYTES = 4 * 1024 * 1024
+"""Files up to this size are read whole; larger ones are streamed into a temp file."""
+
+CHUNK_BYTES = 1024 * 1024
+"""Read size when streaming large files."""
+
+MAX_WORKERS = 8
+"""Upper bound on the hashing/copying threads."""
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _worker_count() -> int:
+    return max(2, min(MAX_WORKERS, (os.cpu_count() or 1) + 2))
+
+
+def _blob_present(path: str, size: int | None) -> bool:
+    """True if the blob file exists (and has ``size`` bytes, when given)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return size is None or st.st_size == size
+
+
+@dataclass(frozen=True)
+class _Hashed:
+    blob: str
+    size: int
+    stable: bool  # the file's stat did not change while it was read: safe to cache
+    written: bool
+
+
+class _Ingest:
+    """Writes the blobs of one ``take`` call; counts what it had to write."""
+
+    def __init__(self, store: SnapshotStore) -> None:
+        self.store = store
+        self.tmp_dir = str(store.root / "tmp")
+        self._lock = threading.Lock()
+        self._claimed: set[str] = set()
+        self.new_blobs = 0
+        self.new_bytes = 0
+
+    def claim(self, blob: str, size: int) -> bool:
+        """True if the caller must write ``blob`` (absent from the store, not claimed yet)."""
+        with self._lock:
+            if blob in self._claimed:
+                return False
+        present = _blob_present(self.store._blob_file(blob), size)
+        with self._lock:
+            if blob in self._claimed:
+                return False
+            self._claimed.add(blob)
+        return not present
+
+    def _target(self, blob: str) -> str:
+        path = self.store._blob_file(blob)
+        self.store._ensure_dir(os.path.dirname(path))
+        return path
+
+    def _count(self, size: int) -> None:
+        with self._lock:
+            self.new_blobs += 1
+            self.new_bytes += size
+
+    def write_bytes(self, blob: str, data: bytes) -> None:
+        """Store ``data`` as ``blob`` (claimed by the caller)."""
+        atomic_write_bytes(self._target(blob), data, self.tmp_dir)
+        self._count(len(data))
+
+    def write_temp(self, blob: str, tmp: str, size: int) -> None:
+        """Move a complete temp file into place as ``blob`` (claimed by the caller)."""
+        os.replace(tmp, self._target(blob))
+        self._count(size)
+
+
+def _same_stat(a: os.stat_result, b: os.stat_result) -> bool:
+    return stat_key(a) == stat_key(b)
+
+
+def _hash_file(path: str, expected: os.stat_result, ingest: _Ingest) -> _Hashed | None:
+    """Read ``path`` once: hash it and store its blob if the store lacks it.
+
+    Returns None if the file vanished. The result covers exactly the bytes read; ``stable`` is
+    False if the file changed between the walk's ``stat`` (``expected``) and the end of the read.
+    """
+    try:
+        f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below, fd used for fstat
+    except FileNotFoundError:
+        return None
+    with f:
+        if expected.st_size <= SMALL_FILE_BYTES:
+            data = f.read()
+            after = os.fstat(f.fileno())
+            blob = hashlib.sha256(data).hexdigest()
+            stable = _same_stat(expected, after) and len(data) == expected.st_size
+            written = ingest.claim(blob, len(data))
+            if written:
+                ingest.write_bytes(blob, data)
+            return _Hashed(blob, len(data), stable, written)
+        h = hashlib.sha256()
+        buf = bytearray(CHUNK_BYTES)
+        view = memoryview(buf)
+        size = 0
+        fd, tmp = create_temp(ingest.tmp_dir, "blob-")
+        try:
+            try:
+                while n := f.readinto(buf):
+                    chunk = view[:n]
+                    h.update(chunk)
+                    write_all(fd, chunk)
+                    size += n
+            finally:
+                os.close(fd)
+            after = os.fstat(f.fileno())
+            blob = h.hexdigest()
+            written = ingest.claim(blob, size)
+            if written:
+                ingest.write_temp(blob, tmp, size)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        stable = _same_stat(expected, after) and size == expected.st_size
+        return _Hashed(blob, size, stable, written)
+
+
+def _parallel(
+    items: Sequence[_T], fn: Callable[[_T], _R], workers: int, weight: Callable[[_T], int]
+) -> list[_R]:
+    """``[fn(x) for x in items]`` on ``workers`` threads, heaviest items first."""
+    if workers <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    results: list[_R | None] = [None] * len(items)
+    order = iter(sorted(range(len(items)), key=lambda i: -weight(items[i])))
+    lock = threading.Lock()
+    failed = threading.Event()
+
+    def work() -> None:
+        while not failed.is_set():
+            with lock:
+                i = next(order, None)
+            if i is None:
+                return
+            try:
+                results[i] = fn(items[i])
+            except BaseException:
+                failed.set()
+                raise
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runyard-snapshot") as ex:
+        futures = [ex.submit(work) for _ in range(min(workers, len(items)))]
+        for future in futures:
+            future.result()
+    return results  # type: ignore[return-value]  # every slot was filled
+
+
+class SnapshotStore:
+    """Content-addressed store of source-directory snapshots under ``root``.
+
+    ``root`` is typically ``<workspace>/.runyard/snapshots``; it is created on the first
+    snapshot. All methods are safe to call from several threads and processes at once.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._made_dirs: set[str] = set()
+
+    # -- paths ---------------------------------------------------------------------------
+
+    def _blob_file(self, blob: str) -> str:
+        return os.path.join(self.root, "blobs", blob[:2], blob[2:])
+
+    def _manifest_path(self, snapshot_id: str) -> Path:
+        return self.root / "manifests" / f"{snapshot_id}.json"
+
+    def _statcache_path(self, source: Path) -> Path:
+        key = hashlib.sha256(os.fsencode(source)).hexdigest()
+        return self.root / "statcache" / f"{key}.json"
+
+    def _ensure_dir(self, path: str) -> None:
+        if path not in self._made_dirs:
+            os.makedirs(path, exist_ok=True)
+            self._made_dirs.add(path)
+
+    def blob_path(self, blob: str) -> Path:
+        """Where the content with hex sha256 ``blob`` is (or would be) stored."""
+        if not is_sha256_hex(blob):
+            raise InvalidParameter("blob", f"not a hex sha256: {blob!r}")
+        return Path(self._blob_file(blob))
+
+    # -- queries -------------------------------------------------------------------------
+
+    def exists(self, snapshot_id: str) -> bool:
+        """True if the store holds the (complete) snapshot ``snapshot_id``."""
+        return is_sha256_hex(snapshot_id) and self._manifest_path(snapshot_id).is_file()
+
+    def manifest(self, snapshot_id: str) -> list[ManifestEntry]:
+        """The files of snapshot ``snapshot_id``, sorted by path.
+
+        Raises NotFound if the store does not hold it, WorkspaceError if its manifest is
+        corrupt.
+        """
+        if not is_sha256_hex(snapshot_id):
+            raise NotFound(
+                f"snapshot {snapshot_id!r} not found: not a snapshot id",
+                details={"snapshot_id": snapshot_id},
+            )
+        path = self._manifest_path(snapshot_id)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise NotFound(
+                f"snapshot {snapshot_id} not found in {self.root}",
+                details={"snapshot_id": snapshot_id},
+            ) from None
+        try:
+            if manifest_id(data) != snapshot_id:
+                raise ValueError("content does not match its id")
+            return decode_manifest(data)
+        except ValueError as err:
+            raise WorkspaceError(
+                f"snapshot manifest {path} is corrupt ({err}); take the snapshot again",
+                details={"snapshot_id": snapshot_id, "path": str(path)},
+            ) from err
+
+    def missing_blobs(self, blobs: Iterable[str]) -> list[str]:
+        """The blobs of ``blobs`` the store lacks (first-seen order, without duplicates)."""
+        seen: set[str] = set()
+        missing: list[str] = []
+        for blob in blobs:
+            if blob in seen:
+                continue
+            seen.add(blob)
+            if not _blob_present(str(self.blob_path(blob)), None):
+                missing.append(blob)
+        return missing
+
+    # -- take ----------------------------------------------------------------------------
+
+    def take(
+        self,
+        source_dir: str | Path,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_files: int = DEFAULT_MAX_FILES,
+        exclude: Sequence[str | Path] = (),
+    ) -> SnapshotInfo:
+        """Snapshot ``source_dir`` into the store and return its id and counts.
+
+        Files are selected by :func:`runyard.snapshots.collect_files` (ignore files, default
+        excludes, ``exclude`` paths; the store root is always excluded). Limits apply to the
+        selected files; over a limit, SnapshotTooLarge is raised before anything is written.
+        InvalidParameter if ``source_dir`` is not a directory or a file cannot be read.
+        A file that vanishes during the snapshot is left out; one that changes is recorded as
+        read.
+        """
+        validate_limits(max_bytes, max_files)
+        start_ns = time.time_ns()
+        source = resolve_source_dir(source_dir)
+        files = collect_files(source, [*exclude, self.root])
+        check_limits(str(source), files, max_bytes=max_bytes, max_files=max_files)
+
+        cache = StatCache.load(self._statcache_path(source))
+        cached: dict[int, str] = {}
+        todo: list[int] = []
+        for i, (rel, st) in enumerate(files):
+            blob = cache.lookup(rel, st)
+            if blob is None:
+                todo.append(i)
+            else:
+                cached[i] = blob
+
+        tmp_dir = self.root / "tmp"
+        for sub in ("blobs", "manifests", "statcache", "tmp"):
+            self._ensure_dir(str(self.root / sub))
+        ingest = _Ingest(self)
+        hashed = self._hash_many(source, files, todo, ingest)
+        entries, rows = _assemble(files, cached, hashed, start_ns)
+        data = encode_manifest(entries)
+        snapshot_id = manifest_id(data)
+        if not self._manifest_path(snapshot_id).exists():
+            # Blobs known from the stat cache may have been removed from the store since.
+            lost = [
+                i
+                for i, blob in cached.items()
+                if not _blob_present(self._blob_file(blob), files[i][1].st_size)
+            ]
+            if lost:
+                for i in lost:
+                    del cached[i]
+                hashed.update(self._hash_many(source, files, lost, ingest))
+                entries, rows = _assemble(files, cached, hashed, start_ns)
+                data = encode_manifest(entries)
+                snapshot_id = manifest_id(data)
+            path = self._manifest_path(snapshot_id)
+            if not path.exists():
+                atomic_write_bytes(path, data, tmp_dir)
+        cache.save(rows, tmp_dir)
+        return SnapshotInfo(
+            id=snapshot_id,
+            file_count=len(entries),
+            total_bytes=sum(e.size for e in entries),
+            new_blobs=ingest.new_blobs,
+            new_bytes=ingest.new_bytes,
+        )
+
+    def _hash_many(
+        self,
+        source: Path,
+        files: Sequence[tuple[str, os.stat_result]],
+        indexes: Sequence[int],
+        ingest: _Ingest,
+    ) -> dict[int, _Hashed | None]:
+        src = str(source)
+
+        def one(i: int) -> _Hashed | None:
+            rel, st = files[i]
+            try:
+                return _hash_file(os.path.join(src, rel), st, ingest)
+            except (PermissionError, IsADirectoryError) as err:
+                raise InvalidParameter(
+                    "source_directory",
+                    f"cannot read {rel}: {err.strerror or err}; fix its permissions or add it "
+                    "to .runyardignore",
+                    details={"path": rel},
+                ) from err
+
+        total = sum(files[i][1].st_size for i in indexes)
+        workers = _worker_count() if len(indexes) > 4 and total > 256 * 1024 else 1
+        results = _parallel(indexes, one, workers, weight=lambda i: files[i][1].st_size)
+        return dict(zip(indexes, results, strict=True))
+
+    # -- restore -------------------------------------------------------------------------
+
+    def restore(self, snapshot_id: str, dest: str | Path) -> Path:
+        """Write the files of snapshot ``snapshot_id`` into ``dest`` (created) and return it.
+
+        Files are copied from the store (never hard-linked: the run may modify its copy) and
+        get their recorded mode (0o755 or 0o644). Existing files at the same paths are
+        replaced; other files in ``dest`` are left alone. NotFound if the snapshot or one of
+        its blobs is missing.
+        """
+        entries = self.manifest(snapshot_id)
+        lacking = [e.blob for e in entries if not _blob_present(self._blob_file(e.blob), e.size)]
+        if lacking:
+            raise NotFound(
+                f"snapshot {snapshot_id} is incomplete: {len(lacking)} blob(s) missing or "
+                f"damaged in {self.root} (first: {lacking[0]})",
+                details={"snapshot_id": snapshot_id, "missing_blobs": lacking[:20]},
+            )
+        dest_path = Path(dest)
+        dest_path.mkdir(parents=True, exist_ok=True)
+        base = str(dest_path)
+        for d in sorted({e.path.rpartition("/")[0] for e in entries} - {""}):
+            os.makedirs(os.path.join(base, d), exist_ok=True)
+
+        def copy(e: ManifestEntry) -> None:
+            target = os.path.join(base, e.path)
+            if os.path.islink(target):
+                os.unlink(target)  # never write through a link
+            shutil.copyfile(self._blob_file(e.blob), target)
+            os.chmod(target, e.mode)
+
+        workers = _worker_count() if len(entries) > 16 else 1
+        _parallel(entries, copy, workers, weight=lambda e: e.size)
+        return dest_path
+
+
+def _assemble(
+    files: Sequence[tuple[str, os.stat_result]],
+    cached: dict[int, str],
+    hashed: dict[int, _Hashed | None],
+    start_ns: int,
+) -> tuple[list[ManifestEntry], dict[str, CacheRow]]:
+    """Manifest entries and new stat-cache rows from cache hits and freshly hashed files."""
+    entries: list[ManifestEntry] = []
+    rows: dict[str, CacheRow] = {}
+    for i, (rel, st) in enumerate(files):
+        mode = mode_of(st.st_mode)
+        blob = cached.get(i)
+        if blob is not None:
+            entries.append(ManifestEntry(rel, blob, st.st_size, mode))
+            rows[rel] = (*stat_key(st), blob)
+            continue
+        h = hashed.get(i)
+        if h is None:
+            continue  # vanished
+        entries.append(ManifestEntry(rel, h.blob, h.size, mode))
+        if h.stable and not is_racy(st, start_ns):
+            rows[rel] = (*stat_key(st), h.blob)
+    return entries, rows

@@ -1,0 +1,1 @@
+"""Workspace stores: the abstract contract and its implementations."""

@@ -1,0 +1,162 @@
+"""The ``WorkspaceStore`` contract: everything the services read and write about a workspace.
+
+One abstract store, implemented over SQLAlchemy (SQLite or PostgreSQL) now and over HTTP later;
+the same contract test suite runs against every implementation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runyard.entities import (
+    AttemptRecord,
+    ExperimentRecord,
+    FileRecord,
+    MetricRow,
+    RunEvent,
+    RunRecord,
+    RunStatus,
+)
+
+
+@dataclass
+class Transition:
+    """A requested status change: applied only if the run is still in an allowed state."""
+
+    run_id: str
+    new: RunStatus
+    cause: str
+    at: float
+    attempt: int | None = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass
+class IngestBatch:
+    """What one pull of a run's spool carried; applied in one transaction with the offsets."""
+
+    offsets: dict[str, tuple[int, int]] = field(default_factory=dict)  # stream -> (from, to)
+    children: list[RunRecord] = field(default_factory=list)
+    metrics: list[tuple[str, MetricRow]] = field(default_factory=list)
+    tags: list[tuple[str, dict[str, str | None]]] = field(default_factory=list)
+    properties: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    files: list[FileRecord] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
+
+
+@dataclass
+class RunFilter:
+    """Filters for listing runs."""
+
+    experiment: str | None = None
+    parent_id: str | None = None
+    top_level_only: bool = True
+    statuses: Sequence[RunStatus] | None = None
+    tags: dict[str, str | None] | None = None
+    properties: dict[str, str | None] | None = None
+    target: str | None = None
+    limit: int | None = None
+
+
+class WorkspaceStore(ABC):
+    """Abstract store of one workspace (see module docs)."""
+
+    # -- experiments -------------------------------------------------------------------------
+    @abstractmethod
+    def get_or_create_experiment(self, name: str) -> ExperimentRecord:
+        """Return the experiment ``name``, creating it if needed (race safe)."""
+
+    @abstractmethod
+    def get_experiment(self, name: str) -> ExperimentRecord | None:
+        """Return the experiment or None."""
+
+    @abstractmethod
+    def list_experiments(self) -> list[ExperimentRecord]:
+        """All experiments, oldest first."""
+
+    # -- runs --------------------------------------------------------------------------------
+    @abstractmethod
+    def create_run(self, run: RunRecord, cause: str) -> None:
+        """Insert a new run (with its first attempt and first status event)."""
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """Return the run or None."""
+
+    @abstractmethod
+    def list_runs(self, flt: RunFilter) -> list[RunRecord]:
+        """Runs matching the filter, newest first."""
+
+    @abstractmethod
+    def transition(self, t: Transition) -> bool:
+        """Apply a status change if allowed (forward only; terminal never changes)."""
+
+    @abstractmethod
+    def set_handle(self, run_id: str, handle: dict[str, Any]) -> None:
+        """Persist the target's job handle (versioned JSON) for reattaching."""
+
+    @abstractmethod
+    def set_snapshot(self, run_id: str, snapshot_id: str) -> None:
+        """Record the run's code snapshot."""
+
+    @abstractmethod
+    def list_events(self, run_id: str) -> list[RunEvent]:
+        """Status transitions of a run, in order."""
+
+    @abstractmethod
+    def list_attempts(self, run_id: str) -> list[AttemptRecord]:
+        """Attempts of a run, in order."""
+
+    @abstractmethod
+    def start_attempt(self, run_id: str, cause: str, at: float) -> int:
+        """Open a new attempt (back to Queued); returns its number."""
+
+    # -- tracking ----------------------------------------------------------------------------
+    @abstractmethod
+    def set_tags(self, run_id: str, tags: dict[str, str | None]) -> None:
+        """Set mutable tags."""
+
+    @abstractmethod
+    def remove_tags(self, run_id: str, keys: Iterable[str]) -> None:
+        """Remove tags."""
+
+    @abstractmethod
+    def add_properties(self, run_id: str, props: dict[str, str]) -> None:
+        """Add immutable properties; raise InvalidParameter on a changed value."""
+
+    @abstractmethod
+    def add_metrics(self, run_id: str, rows: Sequence[MetricRow]) -> None:
+        """Insert metric rows."""
+
+    @abstractmethod
+    def get_metric_rows(self, run_id: str, names: Sequence[str] | None = None) -> list[MetricRow]:
+        """Metric rows of a run ordered by name, step, insertion."""
+
+    @abstractmethod
+    def add_files(self, files: Sequence[FileRecord]) -> None:
+        """Record artifacts (upsert by run and name)."""
+
+    @abstractmethod
+    def list_files(self, run_id: str) -> list[FileRecord]:
+        """Artifacts of a run, by name."""
+
+    # -- ingest ------------------------------------------------------------------------------
+    @abstractmethod
+    def get_offsets(self, run_id: str) -> dict[str, int]:
+        """Spool stream offsets already ingested for a run."""
+
+    @abstractmethod
+    def apply_ingest(self, run_id: str, batch: IngestBatch) -> list[Transition]:
+        """Apply a batch and its offsets atomically; returns the transitions that took effect.
+
+        Offsets only move forward: a batch whose offsets are behind what is stored (a concurrent
+        ingester got there first) is dropped whole, so ingest is idempotent.
+        """
+
+    # -- misc --------------------------------------------------------------------------------
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,1 @@
+"""The SQLAlchemy implementation of the workspace store (SQLite and PostgreSQL)."""

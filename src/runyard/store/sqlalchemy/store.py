@@ -1,0 +1,374 @@
+"""``SqlWorkspaceStore``: the workspace store over SQLAlchemy Core (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, exists, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from runyard.entities import (
+    TERMINAL_STATES,
+    AttemptRecord,
+    ExperimentRecord,
+    FileRecord,
+    MetricRow,
+    RunEvent,
+    RunRecord,
+    RunStatus,
+)
+from runyard.errors import InvalidParameter
+from runyard.store.base import IngestBatch, RunFilter, Transition, WorkspaceStore
+from runyard.store.sqlalchemy import tables as t
+from runyard.store.sqlalchemy.engine import WRITE_OPTION, make_engine, migrate
+
+_INSERT_CHUNK = 50_000
+
+
+class _StaleOffsets(Exception):
+    """Another ingester already consumed these spool bytes."""
+
+
+def _prev_states(new: RunStatus) -> list[str]:
+    """States a run may be in for ``new`` to be applied (forward only, never from terminal)."""
+    return [s.value for s in RunStatus if not s.terminal and s.order < new.order]
+
+
+class SqlWorkspaceStore(WorkspaceStore):
+    """Workspace store over a SQLAlchemy engine; see :class:`WorkspaceStore`."""
+
+    def __init__(self, url: str, *, migrate_schema: bool = True) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        if migrate_schema:
+            migrate(self.engine)
+
+    def __repr__(self) -> str:
+        return f"SqlWorkspaceStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- experiments -------------------------------------------------------------------------
+    @staticmethod
+    def _exp(row: Any) -> ExperimentRecord:
+        return ExperimentRecord(id=row.id, name=row.name, created_at=row.created_at,
+                                archived=bool(row.archived))
+
+    def get_experiment(self, name: str) -> ExperimentRecord | None:
+        with self._read() as c:
+            row = c.execute(select(t.experiments).where(t.experiments.c.name == name)).first()
+        return self._exp(row) if row else None
+
+    def get_or_create_experiment(self, name: str) -> ExperimentRecord:
+        found = self.get_experiment(name)
+        if found:
+            return found
+        try:
+            with self._write() as c:
+                c.execute(insert(t.experiments).values(
+                    id=uuid.uuid4().hex, name=name, created_at=time.time(), archived=False))
+        except IntegrityError:
+            pass  # created concurrently
+        found = self.get_experiment(name)
+        assert found is not None
+        return found
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        with self._read() as c:
+            rows = c.execute(select(t.experiments).order_by(t.experiments.c.created_at)).all()
+        return [self._exp(r) for r in rows]
+
+    # -- runs --------------------------------------------------------------------------------
+    def _create_run(self, c: Connection, run: RunRecord, cause: str) -> None:
+        c.execute(insert(t.runs).values(
+            id=run.id, experiment=run.experiment, parent_id=run.parent_id, run_type=run.run_type,
+            display_name=run.display_name, status=run.status.value, target=run.target,
+            attempt=run.attempt, created_at=run.created_at, start_time=run.start_time,
+            end_time=run.end_time, snapshot_id=run.snapshot_id, definition=run.definition,
+            error=run.error, handle=run.handle))
+        c.execute(insert(t.run_attempts).values(run_id=run.id, attempt=run.attempt,
+                                                started_at=run.created_at, cause=cause))
+        c.execute(insert(t.run_events).values(run_id=run.id, attempt=run.attempt,
+                                              status=run.status.value, at=run.created_at,
+                                              cause=cause))
+        if run.tags:
+            self._set_tags(c, run.id, run.tags)
+        if run.properties:
+            self._add_properties(c, run.id, run.properties)
+
+    def create_run(self, run: RunRecord, cause: str) -> None:
+        with self._write() as c:
+            self._create_run(c, run, cause)
+
+    def _load_kv(self, c: Connection, table: Any, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {r: {} for r in run_ids}
+        for i in range(0, len(run_ids), 500):
+            part = run_ids[i:i + 500]
+            for row in c.execute(select(table).where(table.c.run_id.in_(part))):
+                out[row.run_id][row.key] = row.value
+        return out
+
+    def _runs(self, c: Connection, rows: Sequence[Any]) -> list[RunRecord]:
+        ids = [r.id for r in rows]
+        tags = self._load_kv(c, t.run_tags, ids)
+        props = self._load_kv(c, t.run_properties, ids)
+        return [RunRecord(
+            id=r.id, experiment=r.experiment, status=RunStatus(r.status), created_at=r.created_at,
+            run_type=r.run_type, parent_id=r.parent_id, display_name=r.display_name,
+            target=r.target, attempt=r.attempt, start_time=r.start_time, end_time=r.end_time,
+            snapshot_id=r.snapshot_id, definition=r.definition or {}, error=r.error,
+            handle=r.handle, tags=tags[r.id], properties=props[r.id]) for r in rows]
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self._read() as c:
+            row = c.execute(select(t.runs).where(t.runs.c.id == run_id)).first()
+            return self._runs(c, [row])[0] if row else None
+
+    def list_runs(self, flt: RunFilter) -> list[RunRecord]:
+        q = select(t.runs)
+        if flt.experiment is not None:
+            q = q.where(t.runs.c.experiment == flt.experiment)
+        if flt.parent_id is not None:
+            q = q.where(t.runs.c.parent_id == flt.parent_id)
+        elif flt.top_level_only:
+            q = q.where(t.runs.c.parent_id.is_(None))
+        if flt.statuses:
+            q = q.where(t.runs.c.status.in_([s.value for s in flt.statuses]))
+        if flt.target is not None:
+            q = q.where(t.runs.c.target == flt.target)
+        for table, wanted in ((t.run_tags, flt.tags), (t.run_properties, flt.properties)):
+            for key, value in (wanted or {}).items():
+                cond = and_(table.c.run_id == t.runs.c.id, table.c.key == key)
+                if value is not None:
+                    cond = and_(cond, table.c.value == value)
+                q = q.where(exists().where(cond))
+        q = q.order_by(t.runs.c.created_at.desc(), t.runs.c.id.desc())
+        if flt.limit:
+            q = q.limit(flt.limit)
+        with self._read() as c:
+            return self._runs(c, c.execute(q).all())
+
+    def _transition(self, c: Connection, tr: Transition) -> bool:
+        conds = [t.runs.c.id == tr.run_id, t.runs.c.status.in_(_prev_states(tr.new))]
+        if tr.attempt is not None:
+            conds.append(t.runs.c.attempt == tr.attempt)
+        values: dict[str, Any] = {"status": tr.new.value}
+        if tr.new == RunStatus.RUNNING:
+            values["start_time"] = tr.at
+        if tr.new.terminal:
+            values["end_time"] = tr.at
+            if tr.error is not None:
+                values["error"] = tr.error
+        res = c.execute(update(t.runs).where(*conds).values(**values))
+        if res.rowcount != 1:
+            return False
+        attempt = tr.attempt or c.execute(
+            select(t.runs.c.attempt).where(t.runs.c.id == tr.run_id)).scalar_one()
+        c.execute(insert(t.run_events).values(run_id=tr.run_id, attempt=attempt,
+                                              status=tr.new.value, at=tr.at, cause=tr.cause))
+        if tr.new.terminal:
+            c.execute(update(t.run_attempts).where(
+                t.run_attempts.c.run_id == tr.run_id, t.run_attempts.c.attempt == attempt
+            ).values(ended_at=tr.at, status=tr.new.value))
+        return True
+
+    def transition(self, tr: Transition) -> bool:
+        with self._write() as c:
+            return self._transition(c, tr)
+
+    def set_handle(self, run_id: str, handle: dict[str, Any]) -> None:
+        with self._write() as c:
+            c.execute(update(t.runs).where(t.runs.c.id == run_id).values(handle=handle))
+
+    def set_snapshot(self, run_id: str, snapshot_id: str) -> None:
+        with self._write() as c:
+            c.execute(update(t.runs).where(t.runs.c.id == run_id).values(snapshot_id=snapshot_id))
+
+    def list_events(self, run_id: str) -> list[RunEvent]:
+        with self._read() as c:
+            rows = c.execute(select(t.run_events).where(t.run_events.c.run_id == run_id)
+                             .order_by(t.run_events.c.id)).all()
+        return [RunEvent(r.run_id, r.attempt, RunStatus(r.status), r.at, r.cause) for r in rows]
+
+    def list_attempts(self, run_id: str) -> list[AttemptRecord]:
+        with self._read() as c:
+            rows = c.execute(select(t.run_attempts).where(t.run_attempts.c.run_id == run_id)
+                             .order_by(t.run_attempts.c.attempt)).all()
+        return [AttemptRecord(r.run_id, r.attempt, r.started_at, r.ended_at, r.cause,
+                              RunStatus(r.status) if r.status else None) for r in rows]
+
+    def start_attempt(self, run_id: str, cause: str, at: float) -> int:
+        with self._write() as c:
+            cur = c.execute(select(t.runs.c.attempt, t.runs.c.status)
+                            .where(t.runs.c.id == run_id)).one()
+            if RunStatus(cur.status).terminal:
+                raise InvalidParameter("run_id", f"run {run_id} is {cur.status}; "
+                                       "a finished run gets no new attempt")
+            n = cur.attempt + 1
+            c.execute(update(t.run_attempts).where(
+                t.run_attempts.c.run_id == run_id, t.run_attempts.c.attempt == cur.attempt,
+                t.run_attempts.c.ended_at.is_(None)).values(ended_at=at, status=cur.status))
+            c.execute(insert(t.run_attempts).values(run_id=run_id, attempt=n, started_at=at,
+                                                    cause=cause))
+            c.execute(update(t.runs).where(t.runs.c.id == run_id).values(
+                attempt=n, status=RunStatus.QUEUED.value, handle=None))
+            c.execute(insert(t.run_events).values(run_id=run_id, attempt=n,
+                                                  status=RunStatus.QUEUED.value, at=at,
+                                                  cause=cause))
+            return int(n)
+
+    # -- tracking ----------------------------------------------------------------------------
+    def _set_tags(self, c: Connection, run_id: str, tags: dict[str, str | None]) -> None:
+        if not tags:
+            return
+        c.execute(delete(t.run_tags).where(t.run_tags.c.run_id == run_id,
+                                           t.run_tags.c.key.in_(list(tags))))
+        c.execute(insert(t.run_tags), [{"run_id": run_id, "key": k, "value": v}
+                                       for k, v in tags.items()])
+
+    def set_tags(self, run_id: str, tags: dict[str, str | None]) -> None:
+        with self._write() as c:
+            self._set_tags(c, run_id, tags)
+
+    def remove_tags(self, run_id: str, keys: Iterable[str]) -> None:
+        with self._write() as c:
+            c.execute(delete(t.run_tags).where(t.run_tags.c.run_id == run_id,
+                                               t.run_tags.c.key.in_(list(keys))))
+
+    def _add_properties(self, c: Connection, run_id: str, props: dict[str, str]) -> None:
+        if not props:
+            return
+        existing = {r.key: r.value for r in c.execute(select(t.run_properties).where(
+            t.run_properties.c.run_id == run_id, t.run_properties.c.key.in_(list(props))))}
+        for k, v in props.items():
+            if k in existing and existing[k] != v:
+                raise InvalidParameter(
+                    f"properties[{k!r}]",
+                    f"properties are immutable; it is already {existing[k]!r}, cannot set it "
+                    f"to {v!r} (use a tag for values that change)")
+        new = [{"run_id": run_id, "key": k, "value": v} for k, v in props.items()
+               if k not in existing]
+        if new:
+            c.execute(insert(t.run_properties), new)
+
+    def add_properties(self, run_id: str, props: dict[str, str]) -> None:
+        with self._write() as c:
+            self._add_properties(c, run_id, props)
+
+    @staticmethod
+    def _insert_metrics(c: Connection, rows: Iterable[tuple[str, MetricRow]]) -> None:
+        buf: list[dict[str, Any]] = []
+        for run_id, m in rows:
+            buf.append({"run_id": run_id, "name": m.name, "kind": m.kind, "step": m.step,
+                        "value": m.value, "value_json": m.value_json, "ts": m.ts})
+            if len(buf) >= _INSERT_CHUNK:
+                c.execute(insert(t.metrics), buf)
+                buf = []
+        if buf:
+            c.execute(insert(t.metrics), buf)
+
+    def add_metrics(self, run_id: str, rows: Sequence[MetricRow]) -> None:
+        with self._write() as c:
+            self._insert_metrics(c, ((run_id, m) for m in rows))
+
+    def get_metric_rows(self, run_id: str, names: Sequence[str] | None = None) -> list[MetricRow]:
+        m = t.metrics.c
+        q = select(m.name, m.kind, m.step, m.value, m.value_json, m.ts).where(m.run_id == run_id)
+        if names:
+            q = q.where(m.name.in_(list(names)))
+        q = q.order_by(m.name, m.step, m.id)
+        with self._read() as c:
+            return [MetricRow(*r) for r in c.execute(q)]
+
+    def _add_files(self, c: Connection, files: Sequence[FileRecord]) -> None:
+        if not files:
+            return
+        latest = {(f.run_id, f.name): f for f in files}
+        for (rid, _name), f in latest.items():
+            c.execute(delete(t.run_files).where(t.run_files.c.run_id == rid,
+                                                t.run_files.c.name == f.name))
+        c.execute(insert(t.run_files), [{"run_id": f.run_id, "name": f.name, "size": f.size}
+                                        for f in latest.values()])
+
+    def add_files(self, files: Sequence[FileRecord]) -> None:
+        with self._write() as c:
+            self._add_files(c, files)
+
+    def list_files(self, run_id: str) -> list[FileRecord]:
+        with self._read() as c:
+            rows = c.execute(select(t.run_files).where(t.run_files.c.run_id == run_id)
+                             .order_by(t.run_files.c.name)).all()
+        return [FileRecord(r.run_id, r.name, r.size) for r in rows]
+
+    # -- ingest ------------------------------------------------------------------------------
+    def get_offsets(self, run_id: str) -> dict[str, int]:
+        with self._read() as c:
+            rows = c.execute(select(t.spool_offsets).where(t.spool_offsets.c.run_id == run_id))
+            return {r.stream: int(r.offset) for r in rows}
+
+    def _advance(self, c: Connection, run_id: str, stream: str, frm: int, to: int) -> None:
+        o = t.spool_offsets.c
+        if frm == 0:
+            try:
+                with c.begin_nested():
+                    c.execute(insert(t.spool_offsets).values(run_id=run_id, stream=stream,
+                                                             offset=to))
+                return
+            except IntegrityError:
+                pass
+        res = c.execute(update(t.spool_offsets).where(
+            o.run_id == run_id, o.stream == stream, o.offset == frm).values(offset=to))
+        if res.rowcount != 1:
+            raise _StaleOffsets(stream)
+
+    def apply_ingest(self, run_id: str, batch: IngestBatch) -> list[Transition]:
+        applied: list[Transition] = []
+        try:
+            with self._write() as c:
+                for stream, (frm, to) in batch.offsets.items():
+                    self._advance(c, run_id, stream, frm, to)
+                for child in batch.children:
+                    present = c.execute(select(t.runs.c.id).where(t.runs.c.id == child.id)).first()
+                    if not present:
+                        self._create_run(c, child, "created by its parent")
+                self._insert_metrics(c, batch.metrics)
+                for rid, tags in batch.tags:
+                    self._set_tags(c, rid, tags)
+                for rid, props in batch.properties:
+                    try:
+                        with c.begin_nested():
+                            self._add_properties(c, rid, props)
+                    except InvalidParameter:
+                        pass  # the script was already told; the first value stays
+                self._add_files(c, batch.files)
+                for tr in batch.transitions:
+                    if self._transition(c, tr):
+                        applied.append(tr)
+        except _StaleOffsets:
+            return []
+        return applied
+
+
+def metric_json(value: Any) -> str:
+    """JSON text of a non-scalar metric value."""
+    return json.dumps(value, separators=(",", ":"))
+
+

@@ -1,0 +1,112 @@
+"""Table definitions. Alembic migrations under ``migrations/`` create exactly these tables."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+experiments = Table(
+    "experiments", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("archived", Boolean, nullable=False, default=False),
+)
+
+runs = Table(
+    "runs", metadata,
+    Column("id", String(512), primary_key=True),
+    Column("experiment", String(255), ForeignKey("experiments.name"), nullable=False),
+    Column("parent_id", String(512), nullable=True),
+    Column("run_type", String(64), nullable=False),
+    Column("display_name", String(255), nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("created_at", Float, nullable=False),
+    Column("start_time", Float, nullable=True),
+    Column("end_time", Float, nullable=True),
+    Column("snapshot_id", String(64), nullable=True),
+    Column("definition", JSON, nullable=False),
+    Column("error", JSON, nullable=True),
+    Column("handle", JSON, nullable=True),
+    Index("ix_runs_experiment_created", "experiment", "created_at"),
+    Index("ix_runs_parent", "parent_id"),
+    Index("ix_runs_status", "status"),
+)
+
+run_events = Table(
+    "run_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(512), nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("cause", Text, nullable=False),
+)
+
+run_attempts = Table(
+    "run_attempts", metadata,
+    Column("run_id", String(512), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=True),
+    Column("cause", Text, nullable=False),
+    Column("status", String(32), nullable=True),
+)
+
+run_tags = Table(
+    "run_tags", metadata,
+    Column("run_id", String(512), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=True),
+)
+
+run_properties = Table(
+    "run_properties", metadata,
+    Column("run_id", String(512), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+metrics = Table(
+    "metrics", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("run_id", String(512), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("value", Float, nullable=True),
+    Column("value_json", Text, nullable=True),
+    Column("ts", Float, nullable=False),
+    Index("ix_metrics_run_name", "run_id", "name"),
+)
+
+run_files = Table(
+    "run_files", metadata,
+    Column("run_id", String(512), primary_key=True),
+    Column("name", String(1024), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+)
+
+spool_offsets = Table(
+    "spool_offsets", metadata,
+    Column("run_id", String(512), primary_key=True),
+    Column("stream", String(255), primary_key=True),
+    Column("offset", BigInteger, nullable=False),
+)
