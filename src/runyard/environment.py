@@ -60,7 +60,7 @@ class _Section:
 
 @dataclass
 class PythonSection(_Section):
-    """Interpreter and dependencies (``user_managed_dependencies=True``: use the interpreter as is)."""
+    """Interpreter and dependencies (``user_managed_dependencies=True``: use it as is)."""
 
     user_managed_dependencies: bool = False
     interpreter_path: str = "python"

@@ -63,7 +63,7 @@ class Experiment:
         snapshot_id = None
         if snapshot_directory is not None:
             max_bytes, max_files = ws.snapshot_limits
-            snapshot_id = ws.snapshots.take(snapshot_directory, max_bytes=max_bytes,
+            snapshot_id = ws.snapshots.take(Path(snapshot_directory), max_bytes=max_bytes,
                                             max_files=max_files, exclude=[ws.data_dir]).id
         now = time.time()
         from runyard.compute.local import process_start_time  # noqa: PLC0415

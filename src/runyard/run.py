@@ -7,6 +7,7 @@ workspace is imported when first used.
 
 from __future__ import annotations
 
+import builtins
 import json
 import shutil
 import sys
@@ -37,7 +38,8 @@ def metrics_view(rows: Iterable[MetricRow]) -> dict[str, Any]:
         by_name.setdefault(r.name, []).append(r)
     out: dict[str, Any] = {}
     for name, rs in by_name.items():
-        vals = [r.value if r.value_json is None else json.loads(r.value_json) for r in rs]
+        vals: list[Any] = [r.value if r.value_json is None else json.loads(r.value_json)
+                           for r in rs]
         kind = rs[-1].kind
         if kind == "scalar":
             out[name] = vals[0] if len(vals) == 1 else vals
@@ -472,7 +474,7 @@ class Run:
                     live.upload_file(f"outputs/{f.relative_to(self._outputs_dir).as_posix()}", f)
         live._finished = True
         live._tracker.flush()
-        extra = {"error": error} if error else {}
+        extra: dict[str, Any] = {"error": error} if error else {}
         live._tracker.writer.emit("status", status=status, cause=f"{status.lower()} by caller",
                                   attempt=1, **extra)
         live._tracker.close()
@@ -481,7 +483,7 @@ class Run:
     def __enter__(self) -> Run:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+    def __exit__(self, et: builtins.type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
         if self._live is None or self._record.status.terminal:
             return

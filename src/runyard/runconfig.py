@@ -64,6 +64,8 @@ class RunConfiguration:
         self.history = HistoryConfiguration()
         object.__setattr__(self, "_ready", True)
 
+    _ready: bool
+
     def __setattr__(self, name: str, value: Any) -> None:
         if self._ready and name not in (*_FIELDS, "environment", "history"):
             raise AttributeError(f"RunConfiguration has no setting {name!r}")

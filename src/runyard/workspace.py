@@ -139,7 +139,7 @@ class Workspace:
 
     def write_config(self, path: str | os.PathLike[str] | None = None,
                      file_name: str | None = None) -> Path:
-        """Write a config in ``<path>/.runyard/`` that ``from_config`` resolves to this workspace."""
+        """Write ``<path>/.runyard/config.json`` that ``from_config`` resolves to this workspace."""
         folder = Path(path or ".").resolve() / settings.CONFIG_DIR_NAME
         target = folder / (file_name or settings.CONFIG_FILE_NAME)
         if folder.parent == self.path and target.name == settings.CONFIG_FILE_NAME:

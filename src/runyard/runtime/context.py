@@ -141,7 +141,8 @@ class _TrackingMixin:
         row = {k: _metric_value(name, v) for k, v in kwargs.items()}
         self._emit_metric(name, "row", row, None)
 
-    def log_table(self, name: str, value: Mapping[str, Iterable[Any]], description: str = "") -> None:
+    def log_table(self, name: str, value: Mapping[str, Iterable[Any]],
+                  description: str = "") -> None:
         """Log a table given as a dict of column name to list of values."""
         if not isinstance(value, Mapping):
             raise TrackingError(f"value of table {name!r}: expected a dict of column -> list")
@@ -267,7 +268,8 @@ class LiveRun(_TrackingMixin):
     """
 
     def __init__(self, run_id: str, tracker: _Tracker, artifacts_dir: Path, *,
-                 experiment_name: str = "", parent: LiveRun | None = None, properties: Mapping[str, str] | None = None,
+                 experiment_name: str = "", parent: LiveRun | None = None,
+                 properties: Mapping[str, str] | None = None,
                  tags: Mapping[str, Any] | None = None, workspace_path: str | None = None) -> None:
         self.id = run_id
         self._tracker = tracker
@@ -483,5 +485,5 @@ def start_interactive(run_id: str, spool_dir: Path, artifacts_dir: Path, experim
                       workspace_path: str, tags: Mapping[str, Any] | None = None) -> LiveRun:
     """Create the tracker of an interactive run owned by the calling process."""
     writer = SpoolWriter(spool_dir, f"interactive-{os.getpid()}-{uuid.uuid4().hex[:6]}", run_id)
-    return LiveRun(run_id, _Tracker(writer), artifacts_dir, experiment_name=experiment_name, tags=tags,
-                   workspace_path=workspace_path)
+    return LiveRun(run_id, _Tracker(writer), artifacts_dir, experiment_name=experiment_name,
+                   tags=tags,                   workspace_path=workspace_path)

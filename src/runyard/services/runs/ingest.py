@@ -37,7 +37,7 @@ def _apply(parent: RunRecord, ev: dict[str, Any], batch: IngestBatch) -> None:
         batch.metrics.extend((run_id, _metric(r)) for r in ev.get("rows", ()))
     elif kind == "status":
         try:
-            status = RunStatus(ev.get("status"))
+            status = RunStatus(str(ev.get("status")))
         except ValueError:
             return
         attempt = ev.get("attempt") if run_id == parent.id else None

@@ -13,7 +13,6 @@ from sqlalchemy import Connection, and_, delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from runyard.entities import (
-    TERMINAL_STATES,
     AttemptRecord,
     ExperimentRecord,
     FileRecord,

@@ -1,11 +1,10 @@
 """initial schema
 
 Revision ID: 0001_initial
-Revises: 
+Revises: (none)
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001_initial'
 down_revision = None
@@ -14,7 +13,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    
+
     op.create_table('experiments',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
@@ -106,11 +105,11 @@ def upgrade() -> None:
         batch_op.create_index('ix_runs_parent', ['parent_id'], unique=False)
         batch_op.create_index('ix_runs_status', ['status'], unique=False)
 
-    
+
 
 
 def downgrade() -> None:
-    
+
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.drop_index('ix_runs_status')
         batch_op.drop_index('ix_runs_parent')
@@ -131,4 +130,4 @@ def downgrade() -> None:
 
     op.drop_table('metrics')
     op.drop_table('experiments')
-    
+
