@@ -85,7 +85,7 @@ class WorkspaceError(RunyardError):
 
 
 class RunFailed(RunyardError):
-    """A run ended Failed, Canceled or NotResponding (raised by ``wait_for_completion``)."""
+    """A run ended Failed or NotResponding (raised by ``wait_for_completion``)."""
 
     error_code = "RunFailed"
 

@@ -36,7 +36,11 @@ class Experiment:
         check_experiment_name(name)
         self.workspace = workspace
         self.name = name
-        self.id = workspace.store.get_or_create_experiment(name).id
+
+    @property
+    def id(self) -> str:
+        """The experiment's id (the experiment is recorded on first use)."""
+        return self.workspace.store.get_or_create_experiment(self.name).id
 
     def submit(self, config: ScriptRunConfig, tags: dict[str, Any] | None = None,
                **kwargs: Any) -> Run:
@@ -77,6 +81,7 @@ class Experiment:
                            run_type="runyard.interactive", display_name=display_name,
                            target="local", snapshot_id=snapshot_id, handle=handle,
                            definition={"outputs": str(outputs) if outputs else None})
+        ws.store.get_or_create_experiment(self.name)
         ws.store.create_run(record, "interactive run started")
         live = start_interactive(record.id, rd / "spool", rd / "artifacts", self.name,
                                  str(ws.path))

@@ -8,6 +8,7 @@ workspace is imported when first used.
 from __future__ import annotations
 
 import builtins
+import codecs
 import json
 import shutil
 import sys
@@ -76,6 +77,7 @@ class Run:
         self._live: _ctx.LiveRun | None = None
         self._outputs_dir: Path | None = None
         self._log_offset = 0
+        self._log_decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     @classmethod
     def _from_record(cls, experiment: Experiment, record: RunRecord) -> Run:
@@ -161,7 +163,8 @@ class Run:
             "properties": dict(r.properties), "tags": dict(r.tags),
             "runDefinition": r.definition.get("runDefinition", {}),
             "snapshotId": r.snapshot_id, "attempt": r.attempt,
-            "logFiles": [f for f in self.get_file_names() if "logs/" in f],
+            "logFiles": [f for f in self.get_file_names()
+                         if f.startswith(("logs/", "system_logs/"))],
         }
         if r.status.terminal:
             details["endTimeUtc"] = _iso(r.end_time)
@@ -332,7 +335,7 @@ class Run:
             return
         if data:
             self._log_offset += len(data)
-            stream.write(data.decode(errors="replace"))
+            stream.write(self._log_decoder.decode(data))
             stream.flush()
 
     # -- tracking (interactive runs log through the spool; others write to the store) --------

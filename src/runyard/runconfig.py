@@ -22,6 +22,7 @@ __all__ = ["DEFAULT_CPU_IMAGE", "DEFAULT_GPU_IMAGE", "HistoryConfiguration", "Ru
            "ScriptRunConfig"]
 
 FRAMEWORKS = ("Python", "PySpark", "CNTK", "TensorFlow", "PyTorch")
+_FRAMEWORK_NAMES = {f.lower(): f for f in FRAMEWORKS}
 COMMUNICATORS = ("None", "ParameterServer", "OpenMpi", "IntelMpi", "Gloo", "Nccl")
 
 
@@ -67,6 +68,10 @@ class RunConfiguration:
     _ready: bool
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if name == "prepare_environment":  # the Azure docs' name for auto_prepare_environment
+            name = "auto_prepare_environment"
+        if name == "framework" and isinstance(value, str):
+            value = _FRAMEWORK_NAMES.get(value.lower(), value)
         if self._ready and name not in (*_FIELDS, "environment", "history"):
             raise AttributeError(f"RunConfiguration has no setting {name!r}")
         if name == "target" and not isinstance(value, str):

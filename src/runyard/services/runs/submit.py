@@ -95,6 +95,7 @@ def submit_script_run(ws: Workspace, experiment: str, config: ScriptRunConfig,
         created_at=now, target=rc.target, snapshot_id=snapshot_id,
         definition={"runDefinition": rc.to_dict(), "sourceDirectory": str(src),
                     "command": command}, tags=clean_tags)
+    ws.store.get_or_create_experiment(experiment)
     ws.store.create_run(run, "submitted")
     job = JobSpec(run_id=run.id, attempt=1, experiment=experiment, snapshot_id=snapshot_id,
                   command=command, env=dict(rc.environment.environment_variables),
