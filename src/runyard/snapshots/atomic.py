@@ -8,6 +8,7 @@ checks blob sizes before trusting a blob); ``os.replace`` gives atomicity, not d
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 from pathlib import Path
@@ -15,16 +16,22 @@ from pathlib import Path
 _O_BINARY = getattr(os, "O_BINARY", 0)
 
 
-def temp_path(tmp_dir: str | Path, hint: str = "") -> str:
-    """A fresh, unique file name in ``tmp_dir`` (not created)."""
-    return os.path.join(tmp_dir, f"{hint}{os.getpid()}-{secrets.token_hex(8)}.tmp")
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY
+_counter = itertools.count()
 
 
 def create_temp(tmp_dir: str | Path, hint: str = "") -> tuple[int, str]:
-    """Create a new temp file (mode 0o644 before umask) and return ``(fd, path)``."""
-    path = temp_path(tmp_dir, hint)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o644)
-    return fd, path
+    """Create a new, uniquely named temp file in ``tmp_dir`` and return ``(fd, path)``.
+
+    The mode is 0o644 before umask. Names combine the process id and a counter; a name left
+    by a dead process with the same id falls back to a random one.
+    """
+    path = f"{tmp_dir}{os.sep}{hint}{os.getpid()}-{next(_counter)}.tmp"
+    try:
+        return os.open(path, _FLAGS, 0o644), path
+    except FileExistsError:
+        path = f"{tmp_dir}{os.sep}{hint}{os.getpid()}-{secrets.token_hex(8)}.tmp"
+        return os.open(path, _FLAGS, 0o644), path
 
 
 def write_all(fd: int, data: bytes | memoryview) -> None:

@@ -31,6 +31,10 @@ def format_bytes(n: int) -> str:
     return f"{value:.1f} {unit}"
 
 
+def _files(n: int) -> str:
+    return f"{n:,} file" if n == 1 else f"{n:,} files"
+
+
 def validate_limits(max_bytes: int, max_files: int) -> None:
     """InvalidParameter if a limit is negative or not an integer."""
     for field, value in (("snapshot_max_bytes", max_bytes), ("snapshot_max_files", max_files)):
@@ -81,19 +85,22 @@ def _too_large(
 
     problems = []
     if over_bytes:
-        problems.append(f"{format_bytes(total)} over the limit of {format_bytes(max_bytes)}")
+        shown, limit = format_bytes(total), format_bytes(max_bytes)
+        if shown == limit:  # too close to tell apart once rounded
+            shown, limit = f"{total:,} bytes", f"{max_bytes:,} bytes"
+        problems.append(f"{shown} over the limit of {limit}")
     if count > max_files:
         problems.append(f"{count:,} files over the limit of {max_files:,}")
     parts = [
         f"{source_dir} is too large to snapshot: {' and '.join(problems)} "
-        f"({count:,} files, {format_bytes(total)} after ignore rules)."
+        f"({_files(count)}, {format_bytes(total)} after ignore rules)."
     ]
     if biggest_files:
         listed = ", ".join(f"{rel} ({format_bytes(st.st_size)})" for rel, st in biggest_files)
         parts.append(f"Largest files: {listed}.")
     if biggest_dirs:
         listed = ", ".join(
-            f"{name}/ ({format_bytes(size)}, {n:,} files)" for name, (size, n) in biggest_dirs
+            f"{name}/ ({format_bytes(size)}, {_files(n)})" for name, (size, n) in biggest_dirs
         )
         parts.append(f"Largest top-level directories: {listed}.")
     parts.append(

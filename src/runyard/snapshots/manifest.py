@@ -67,13 +67,18 @@ class SnapshotInfo:
     """Bytes of those blobs."""
 
 
+ManifestRow = tuple[str, str, int, int]
+"""``(path, blob, size, mode)``: a manifest entry as a plain tuple."""
+
+
 def encode_manifest(entries: Sequence[ManifestEntry]) -> bytes:
     """Return the canonical manifest bytes of ``entries`` (sorted by path here)."""
-    ordered = sorted(entries, key=lambda e: e.path)
-    doc = {
-        "files": [[e.path, e.blob, e.size, e.mode] for e in ordered],
-        "version": MANIFEST_VERSION,
-    }
+    return encode_manifest_rows([(e.path, e.blob, e.size, e.mode) for e in entries])
+
+
+def encode_manifest_rows(rows: Sequence[ManifestRow]) -> bytes:
+    """:func:`encode_manifest` for ``(path, blob, size, mode)`` tuples (sorted by path here)."""
+    doc = {"files": sorted(rows), "version": MANIFEST_VERSION}
     return json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=True).encode("ascii")
 
 

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from runyard.snapshots.atomic import atomic_write_bytes
-from runyard.snapshots.manifest import is_sha256_hex
 
 STATCACHE_VERSION = 1
 
@@ -34,13 +33,18 @@ RACY_WINDOW_NS = 50_000_000
 RACY_WINDOW_COARSE_NS = 2_000_000_000
 """The same window for timestamps that are whole seconds (coarse filesystem clocks)."""
 
-CacheRow = tuple[int, int, int, int, str]
-"""``(size, mtime_ns, ino, ctime_ns, blob)``."""
+CacheRow = list[int | str]
+"""``[size, mtime_ns, ino, ctime_ns, blob]`` (as stored in the JSON file)."""
 
 
 def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
     """The part of a stat result the cache compares."""
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def cache_row(st: os.stat_result, blob: str) -> CacheRow:
+    """The cache row recording that a file with stat ``st`` has content ``blob``."""
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, blob]
 
 
 def is_racy(st: os.stat_result, start_ns: int) -> bool:
@@ -85,25 +89,22 @@ class StatCache:
             and mtime_ns == st.st_mtime_ns
             and ino == st.st_ino
             and ctime_ns == st.st_ctime_ns
-            and is_sha256_hex(blob)
+            and type(blob) is str
+            and len(blob) == 64
+            and blob.isalnum()  # cheap guard against a damaged file (no "/" or "..")
         ):
-            return str(blob)
+            return blob
         return None
 
     def save(self, rows: dict[str, CacheRow], tmp_dir: Path) -> bool:
         """Replace the cache with ``rows`` (written only if different); True if written."""
-        if len(rows) == len(self._rows) and all(
-            list(row) == self._rows.get(rel) for rel, row in rows.items()
-        ):
+        if rows == self._rows:
             return False
-        doc = {
-            "entries": {rel: list(row) for rel, row in rows.items()},
-            "version": STATCACHE_VERSION,
-        }
+        doc = {"entries": rows, "version": STATCACHE_VERSION}
         data = json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode("ascii")
         with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(self.path, data, tmp_dir)
-            self._rows = {rel: list(row) for rel, row in rows.items()}
+            self._rows = rows
             return True
         return False

@@ -42,14 +42,15 @@ from runyard.snapshots.limits import (
 )
 from runyard.snapshots.manifest import (
     ManifestEntry,
+    ManifestRow,
     SnapshotInfo,
     decode_manifest,
-    encode_manifest,
+    encode_manifest_rows,
     is_sha256_hex,
     manifest_id,
     mode_of,
 )
-from runyard.snapshots.statcache import CacheRow, StatCache, is_racy, stat_key
+from runyard.snapshots.statcache import CacheRow, StatCache, cache_row, is_racy, stat_key
 from runyard.snapshots.walk import collect_files, resolve_source_dir
 
 SMALL_FILE_BYTES = 4 * 1024 * 1024
@@ -61,6 +62,7 @@ CHUNK_BYTES = 1024 * 1024
 MAX_WORKERS = 8
 """Upper bound on the hashing/copying threads."""
 
+_O_BINARY = getattr(os, "O_BINARY", 0)
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -83,7 +85,6 @@ class _Hashed:
     blob: str
     size: int
     stable: bool  # the file's stat did not change while it was read: safe to cache
-    written: bool
 
 
 class _Ingest:
@@ -97,41 +98,41 @@ class _Ingest:
         self.new_blobs = 0
         self.new_bytes = 0
 
-    def claim(self, blob: str, size: int) -> bool:
-        """True if the caller must write ``blob`` (absent from the store, not claimed yet)."""
-        with self._lock:
-            if blob in self._claimed:
-                return False
-        present = _blob_present(self.store._blob_file(blob), size)
-        with self._lock:
-            if blob in self._claimed:
-                return False
-            self._claimed.add(blob)
-        return not present
+    def claim(self, blob: str, size: int) -> str | None:
+        """The path to write ``blob`` to if the caller must write it, else None.
 
-    def _target(self, blob: str) -> str:
+        None when the store already has the blob (with ``size`` bytes) or another file of this
+        call already claimed it.
+        """
+        if blob in self._claimed:
+            return None
         path = self.store._blob_file(blob)
+        present = _blob_present(path, size)
+        with self._lock:
+            if blob in self._claimed:
+                return None
+            self._claimed.add(blob)
+        if present:
+            return None
         self.store._ensure_dir(os.path.dirname(path))
         return path
 
-    def _count(self, size: int) -> None:
+    def count(self, size: int) -> None:
+        """Record one blob of ``size`` bytes written by this call."""
         with self._lock:
             self.new_blobs += 1
             self.new_bytes += size
 
-    def write_bytes(self, blob: str, data: bytes) -> None:
-        """Store ``data`` as ``blob`` (claimed by the caller)."""
-        atomic_write_bytes(self._target(blob), data, self.tmp_dir)
-        self._count(len(data))
 
-    def write_temp(self, blob: str, tmp: str, size: int) -> None:
-        """Move a complete temp file into place as ``blob`` (claimed by the caller)."""
-        os.replace(tmp, self._target(blob))
-        self._count(size)
-
-
-def _same_stat(a: os.stat_result, b: os.stat_result) -> bool:
-    return stat_key(a) == stat_key(b)
+def _read_small(fd: int, size: int) -> bytes:
+    """Read a file expected to hold ``size`` bytes to its end."""
+    data = os.read(fd, size + 1)
+    if len(data) == size:  # what fstat said, and no byte beyond it: at EOF
+        return data
+    parts = [data]
+    while chunk := os.read(fd, max(size, CHUNK_BYTES)):
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _hash_file(path: str, expected: os.stat_result, ingest: _Ingest) -> _Hashed | None:
@@ -141,43 +142,57 @@ def _hash_file(path: str, expected: os.stat_result, ingest: _Ingest) -> _Hashed 
     False if the file changed between the walk's ``stat`` (``expected``) and the end of the read.
     """
     try:
-        f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below, fd used for fstat
+        fd = os.open(path, os.O_RDONLY | _O_BINARY)
     except FileNotFoundError:
         return None
-    with f:
+    try:
         if expected.st_size <= SMALL_FILE_BYTES:
-            data = f.read()
-            after = os.fstat(f.fileno())
+            data = _read_small(fd, expected.st_size)
+            after = os.fstat(fd)
+            size = len(data)
             blob = hashlib.sha256(data).hexdigest()
-            stable = _same_stat(expected, after) and len(data) == expected.st_size
-            written = ingest.claim(blob, len(data))
-            if written:
-                ingest.write_bytes(blob, data)
-            return _Hashed(blob, len(data), stable, written)
-        h = hashlib.sha256()
-        buf = bytearray(CHUNK_BYTES)
-        view = memoryview(buf)
-        size = 0
-        fd, tmp = create_temp(ingest.tmp_dir, "blob-")
-        try:
+            target = ingest.claim(blob, size)
+            if target is not None:
+                atomic_write_bytes(target, data, ingest.tmp_dir)
+                ingest.count(size)
+        else:
+            blob, size = _stream_file(fd, ingest)
+            after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    stable = size == expected.st_size and stat_key(expected) == stat_key(after)
+    return _Hashed(blob, size, stable)
+
+
+def _stream_file(fd: int, ingest: _Ingest) -> tuple[str, int]:
+    """Hash ``fd`` while copying it into a temp file; move that into place if needed.
+
+    Returns ``(blob, size)``.
+    """
+    h = hashlib.sha256()
+    buf = bytearray(CHUNK_BYTES)
+    view = memoryview(buf)
+    size = 0
+    out, tmp = create_temp(ingest.tmp_dir, "blob-")
+    try:
+        with open(fd, "rb", buffering=0, closefd=False) as f:
             try:
                 while n := f.readinto(buf):
                     chunk = view[:n]
                     h.update(chunk)
-                    write_all(fd, chunk)
+                    write_all(out, chunk)
                     size += n
             finally:
-                os.close(fd)
-            after = os.fstat(f.fileno())
-            blob = h.hexdigest()
-            written = ingest.claim(blob, size)
-            if written:
-                ingest.write_temp(blob, tmp, size)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        stable = _same_stat(expected, after) and size == expected.st_size
-        return _Hashed(blob, size, stable, written)
+                os.close(out)
+        blob = h.hexdigest()
+        target = ingest.claim(blob, size)
+        if target is not None:
+            os.replace(tmp, target)
+            ingest.count(size)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return blob, size
 
 
 def _parallel(
@@ -219,12 +234,13 @@ class SnapshotStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._blobs_dir = str(self.root / "blobs")
         self._made_dirs: set[str] = set()
 
     # -- paths ---------------------------------------------------------------------------
 
     def _blob_file(self, blob: str) -> str:
-        return os.path.join(self.root, "blobs", blob[:2], blob[2:])
+        return f"{self._blobs_dir}{os.sep}{blob[:2]}{os.sep}{blob[2:]}"
 
     def _manifest_path(self, snapshot_id: str) -> Path:
         return self.root / "manifests" / f"{snapshot_id}.json"
@@ -327,12 +343,14 @@ class SnapshotStore:
                 cached[i] = blob
 
         tmp_dir = self.root / "tmp"
+        if not os.path.isdir(self._blobs_dir):
+            self._made_dirs.clear()  # the store was removed since: forget the shard dirs
         for sub in ("blobs", "manifests", "statcache", "tmp"):
-            self._ensure_dir(str(self.root / sub))
+            os.makedirs(self.root / sub, exist_ok=True)
         ingest = _Ingest(self)
         hashed = self._hash_many(source, files, todo, ingest)
         entries, rows = _assemble(files, cached, hashed, start_ns)
-        data = encode_manifest(entries)
+        data = encode_manifest_rows(entries)
         snapshot_id = manifest_id(data)
         if not self._manifest_path(snapshot_id).exists():
             # Blobs known from the stat cache may have been removed from the store since.
@@ -346,7 +364,7 @@ class SnapshotStore:
                     del cached[i]
                 hashed.update(self._hash_many(source, files, lost, ingest))
                 entries, rows = _assemble(files, cached, hashed, start_ns)
-                data = encode_manifest(entries)
+                data = encode_manifest_rows(entries)
                 snapshot_id = manifest_id(data)
             path = self._manifest_path(snapshot_id)
             if not path.exists():
@@ -355,7 +373,7 @@ class SnapshotStore:
         return SnapshotInfo(
             id=snapshot_id,
             file_count=len(entries),
-            total_bytes=sum(e.size for e in entries),
+            total_bytes=sum(e[2] for e in entries),
             new_blobs=ingest.new_blobs,
             new_bytes=ingest.new_bytes,
         )
@@ -372,7 +390,7 @@ class SnapshotStore:
         def one(i: int) -> _Hashed | None:
             rel, st = files[i]
             try:
-                return _hash_file(os.path.join(src, rel), st, ingest)
+                return _hash_file(f"{src}{os.sep}{rel}", st, ingest)
             except (PermissionError, IsADirectoryError) as err:
                 raise InvalidParameter(
                     "source_directory",
@@ -427,21 +445,21 @@ def _assemble(
     cached: dict[int, str],
     hashed: dict[int, _Hashed | None],
     start_ns: int,
-) -> tuple[list[ManifestEntry], dict[str, CacheRow]]:
-    """Manifest entries and new stat-cache rows from cache hits and freshly hashed files."""
-    entries: list[ManifestEntry] = []
+) -> tuple[list[ManifestRow], dict[str, CacheRow]]:
+    """Manifest rows and new stat-cache rows from cache hits and freshly hashed files."""
+    entries: list[ManifestRow] = []
     rows: dict[str, CacheRow] = {}
     for i, (rel, st) in enumerate(files):
         mode = mode_of(st.st_mode)
         blob = cached.get(i)
         if blob is not None:
-            entries.append(ManifestEntry(rel, blob, st.st_size, mode))
-            rows[rel] = (*stat_key(st), blob)
+            entries.append((rel, blob, st.st_size, mode))
+            rows[rel] = cache_row(st, blob)
             continue
         h = hashed.get(i)
         if h is None:
             continue  # vanished
-        entries.append(ManifestEntry(rel, h.blob, h.size, mode))
+        entries.append((rel, h.blob, h.size, mode))
         if h.stable and not is_racy(st, start_ns):
-            rows[rel] = (*stat_key(st), h.blob)
+            rows[rel] = cache_row(st, h.blob)
     return entries, rows

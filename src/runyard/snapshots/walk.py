@@ -11,7 +11,8 @@ Rules, in order:
   patterns apply to that directory and below; a deeper file's decision overrides a shallower
   one (as git does with nested ``.gitignore`` files). The ignore files themselves are included.
 * Symlinks: a symlink to a regular file whose real path lies inside the source directory is
-  followed (the snapshot stores the target's content and mode under the link's path). Symlinks
+  followed (the snapshot stores the target's content and mode under the link's path, even if
+  the target itself is ignored or excluded). Symlinks
   to directories, to files outside the source directory, and dangling ones are skipped.
   Sockets, FIFOs and devices are skipped.
 """
@@ -130,7 +131,7 @@ def collect_files(
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if name in EXCLUDED_DIR_NAMES or _is_ignored(rules, rel, True):
+                    if name in EXCLUDED_DIR_NAMES or (rules and _is_ignored(rules, rel, True)):
                         continue
                     stack.append((entry.path, rel, rules))
                     continue
@@ -150,7 +151,7 @@ def collect_files(
                     continue
             except FileNotFoundError:
                 continue  # vanished, or a dangling symlink
-            if not stat.S_ISREG(st.st_mode) or _is_ignored(rules, rel, False):
+            if not stat.S_ISREG(st.st_mode) or (rules and _is_ignored(rules, rel, False)):
                 continue
             out.append((rel, st))
     out.sort(key=lambda item: item[0])
