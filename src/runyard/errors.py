@@ -28,7 +28,14 @@ class RunyardError(Exception):
     def from_dict(data: dict[str, Any]) -> RunyardError:
         """Rebuild the error class named by ``data['error_code']``."""
         cls = _BY_CODE.get(str(data.get("error_code")), RunyardError)
-        return cls(str(data.get("message", "")), details=data.get("details") or {})
+        message = str(data.get("message", ""))
+        details = dict(data.get("details") or {})
+        if issubclass(cls, InvalidParameter):
+            field = str(details.get("field", ""))
+            prefix = f"{field}: "
+            text = message[len(prefix):] if message.startswith(prefix) else message
+            return cls(field, text, details=details)
+        return cls(message, details=details)
 
 
 class InvalidParameter(RunyardError):

@@ -6,9 +6,9 @@ import re
 
 from runyard.errors import InvalidParameter
 
-_WORKSPACE = re.compile(r"^[A-Za-z0-9][\w-]{1,32}$")
-_EXPERIMENT = re.compile(r"^[A-Za-z0-9][\w-]{1,254}$")
-_RUNCONFIG = re.compile(r"^[A-Za-z0-9][\w.-]{0,127}$")
+_WORKSPACE = re.compile(r"^[A-Za-z0-9][\w-]{1,32}$", re.ASCII)
+_EXPERIMENT = re.compile(r"^[A-Za-z0-9][\w-]{1,254}$", re.ASCII)
+_RUNCONFIG = re.compile(r"^[A-Za-z0-9][\w.-]{0,127}$", re.ASCII)
 
 
 def check_workspace_name(name: object) -> str:

@@ -129,12 +129,20 @@ class RunConfiguration:
             name = {"autoPrepareEnvironment": "auto_prepare_environment",
                     "maxRunDurationSeconds": "max_run_duration_seconds",
                     "nodeCount": "node_count"}.get(key, key)
+            if name in ("environment", "history") and value is not None \
+                    and not isinstance(value, dict):
+                raise InvalidParameter(f"runconfig.{key}", "must be a mapping of settings")
             if name == "environment":
                 rc.environment = Environment.from_dict(value)
             elif name == "history":
                 rc.history = HistoryConfiguration._from(value, "history")
+            elif name == "arguments":
+                if value is not None and not isinstance(value, list):
+                    raise InvalidParameter(f"runconfig.{key}", "must be a list of arguments, "
+                                           "e.g. ['--lr', '0.1']")
+                rc.arguments = list(value or [])
             elif name in _FIELDS:
-                setattr(rc, name, value if name != "arguments" else list(value or []))
+                setattr(rc, name, value)
             elif key in ("spark", "hdi", "tensorflow", "mpi", "pytorch", "dataReferences",
                          "sourceDirectoryDataStore", "amlcompute", "containerInstance",
                          "batchai", "data", "outputData", "datacaches", "docker",

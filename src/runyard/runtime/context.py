@@ -11,6 +11,7 @@ import atexit
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import threading
@@ -34,6 +35,7 @@ ENV_PROPERTIES = "RUNYARD_RUN_PROPERTIES"
 ENV_TAGS = "RUNYARD_RUN_TAGS"
 
 _FLUSH_ROWS = 20_000
+_RUN_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,400}$", re.ASCII)
 _FLUSH_SECONDS = 0.5
 
 
@@ -64,7 +66,12 @@ def _metric_value(name: str, value: Any) -> Any:
     if isinstance(value, str):
         return value
     if hasattr(value, "item"):  # numpy scalars
-        return _metric_value(name, value.item())
+        try:
+            return _metric_value(name, value.item())
+        except ValueError as exc:
+            raise TrackingError(f"value of metric {name!r}: expected a single number, got "
+                                f"{type(value).__name__} ({exc}); use log_list for several "
+                                "values") from exc
     raise TrackingError(f"value of metric {name!r}: expected int, float, bool or str, "
                         f"got {type(value).__name__}")
 
@@ -374,6 +381,9 @@ class LiveRun(_TrackingMixin):
                   outputs: str | None = None) -> LiveRun:
         """Start a child run (usable as a context manager)."""
         cid = run_id or f"{self.id}_{uuid.uuid4().hex[:8]}"
+        if not _RUN_ID.match(cid):
+            raise TrackingError(f"run_id: {cid!r} is not a valid run id (letters, digits, "
+                                "'-', '_' and '.', no path separators)")
         self._tracker.writer.emit("child", run_id=cid, parent_id=self.id, display_name=name,
                                   tags={})
         return LiveRun(cid, self._tracker, self.artifacts_dir.parent.parent / cid / "artifacts",
