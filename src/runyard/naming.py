@@ -13,7 +13,7 @@ _RUNCONFIG = re.compile(r"^[A-Za-z0-9][\w.-]{0,127}$", re.ASCII)
 
 def check_workspace_name(name: object) -> str:
     """Workspace names: 2-33 characters, letters, digits, '-' and '_', first alphanumeric."""
-    if not isinstance(name, str) or not _WORKSPACE.match(name):
+    if not isinstance(name, str) or not _WORKSPACE.fullmatch(name):
         raise InvalidParameter(
             "name", f"invalid workspace name {name!r}: use 2 to 33 letters, digits, '-' or '_', "
             "starting with a letter or digit (for example 'my-workspace')")
@@ -22,7 +22,7 @@ def check_workspace_name(name: object) -> str:
 
 def check_experiment_name(name: object) -> str:
     """Experiment names: 2-255 characters, letters, digits, '-' and '_', first alphanumeric."""
-    if not isinstance(name, str) or not _EXPERIMENT.match(name):
+    if not isinstance(name, str) or not _EXPERIMENT.fullmatch(name):
         raise InvalidParameter(
             "experiment_name", f"invalid experiment name {name!r}: use 2 to 255 letters, digits, "
             "'-' or '_', starting with a letter or digit (for example 'train-sklearn')")
@@ -31,7 +31,7 @@ def check_experiment_name(name: object) -> str:
 
 def check_runconfig_name(name: object) -> str:
     """Run-configuration names: a letter or digit, then letters, digits, '.', '-', '_'."""
-    if not isinstance(name, str) or not _RUNCONFIG.match(name):
+    if not isinstance(name, str) or not _RUNCONFIG.fullmatch(name):
         raise InvalidParameter(
             "name", f"invalid run configuration name {name!r}: use letters, digits, '.', '-' "
             "or '_', starting with a letter or digit, no path separators (for example 'local')")

@@ -26,6 +26,13 @@ _FRAMEWORK_NAMES = {f.lower(): f for f in FRAMEWORKS}
 COMMUNICATORS = ("None", "ParameterServer", "OpenMpi", "IntelMpi", "Gloo", "Nccl")
 
 
+def _check_azure_only(cls: str, given: dict[str, Any], accepted: set[str]) -> None:
+    """Accept (and ignore) Azure-only keyword arguments; refuse anything else by name."""
+    unknown = sorted(set(given) - accepted)
+    if unknown:
+        raise InvalidParameter(unknown[0], f"{cls} has no argument {unknown[0]!r}")
+
+
 @dataclass
 class HistoryConfiguration(_Section):
     """Output collection and snapshot settings."""
@@ -48,7 +55,8 @@ class RunConfiguration:
     def __init__(self, script: str | None = None, arguments: list[Any] | None = None,
                  framework: str | None = None, communicator: str | None = None,
                  conda_dependencies: Any = None, command: list[str] | str | None = None,
-                 **_ignored: Any) -> None:
+                 **azure_only: Any) -> None:
+        _check_azure_only("RunConfiguration", azure_only, {"_history_enabled", "_path", "_name"})
         object.__setattr__(self, "_ready", False)
         self.script = script
         self.arguments: list[Any] = list(arguments or [])
@@ -87,7 +95,8 @@ class RunConfiguration:
         if str(self.communicator) not in COMMUNICATORS:
             raise InvalidParameter("communicator", f"{self.communicator!r} is not one of "
                                    f"{', '.join(COMMUNICATORS)}")
-        if not isinstance(self.node_count, int) or self.node_count < 1:
+        if (not isinstance(self.node_count, int) or isinstance(self.node_count, bool)
+                or self.node_count < 1):
             raise InvalidParameter("node_count", "must be an integer of 1 or more")
         mrd = self.max_run_duration_seconds
         if mrd is not None and (not isinstance(mrd, (int, float)) or mrd <= 0):
@@ -205,7 +214,10 @@ class ScriptRunConfig:
                  compute_target: Any = None, environment: Environment | None = None,
                  command: list[str] | str | None = None,
                  max_run_duration_seconds: float | None = None,
-                 **_ignored: Any) -> None:
+                 **azure_only: Any) -> None:
+        _check_azure_only("ScriptRunConfig", azure_only, {
+            "_telemetry_values", "distributed_job_config", "resume_from",
+            "docker_runtime_config"})
         self.source_directory = str(source_directory)
         self.script = script
         self.arguments = list(arguments) if arguments is not None else None

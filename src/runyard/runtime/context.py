@@ -381,7 +381,7 @@ class LiveRun(_TrackingMixin):
                   outputs: str | None = None) -> LiveRun:
         """Start a child run (usable as a context manager)."""
         cid = run_id or f"{self.id}_{uuid.uuid4().hex[:8]}"
-        if not _RUN_ID.match(cid):
+        if not _RUN_ID.fullmatch(cid):
             raise TrackingError(f"run_id: {cid!r} is not a valid run id (letters, digits, "
                                 "'-', '_' and '.', no path separators)")
         self._tracker.writer.emit("child", run_id=cid, parent_id=self.id, display_name=name,
