@@ -128,3 +128,18 @@ class FileRecord:
     run_id: str
     name: str
     size: int
+
+
+@dataclass
+class ComputeRecord:
+    """A compute target stored in the workspace (configuration as versioned JSON)."""
+
+    name: str
+    kind: str
+    managed: bool
+    config: dict[str, Any]
+    config_version: int
+    state: str
+    errors: list[str]
+    created_at: float
+    updated_at: float

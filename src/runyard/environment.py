@@ -1,17 +1,24 @@
 """``Environment``: what a run's script runs in (interpreter, dependencies, image, variables).
 
-This module holds the definition only. Building system-managed environments arrives with the
-environments issue; until then a run needs a user-managed interpreter (the default when no
-dependencies are listed).
+An environment is user-managed (``python.user_managed_dependencies=True``: run
+``interpreter_path`` as is) or system-managed: runyard builds it from ``python.conda_dependencies``
+(or ``conda_dependencies_file``) with ``python.builder`` (``uv`` by default; ``conda``, ``mamba``,
+``micromamba``), or as an image when ``docker.enabled``, once per spec and target, and reuses it
+(see :mod:`runyard.environments` and :mod:`runyard.runtime.envbuild`). With neither
+dependencies nor docker, a run uses the interpreter runyard itself runs in.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runyard.errors import InvalidParameter
+
+if TYPE_CHECKING:
+    from runyard.workspace import Workspace
 
 DEFAULT_CPU_IMAGE = "mcr.microsoft.com/azureml/base:0.2.4"
 DEFAULT_GPU_IMAGE = "mcr.microsoft.com/azureml/base-gpu:0.2.4"
@@ -41,6 +48,8 @@ class _Section:
 
     @classmethod
     def _from(cls, data: dict[str, Any] | None, where: str) -> Any:
+        if data is not None and not isinstance(data, dict):
+            raise InvalidParameter(where, "must be a mapping of settings")
         data = dict(data or {})
         known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         kwargs: dict[str, Any] = {}
@@ -67,11 +76,13 @@ class PythonSection(_Section):
     conda_dependencies_file: str | None = None
     conda_dependencies: Any = None
     base_conda_environment: str | None = None
+    #: How a system-managed environment is built: uv, conda, mamba or micromamba.
+    builder: str = "uv"
 
 
 @dataclass
 class DockerSection(_Section):
-    """Container settings (used once a container builder exists)."""
+    """Container settings: ``enabled`` builds an image on ``base_image`` and runs in it."""
 
     enabled: bool = False
     base_image: str | None = DEFAULT_CPU_IMAGE
@@ -117,9 +128,21 @@ class Environment:
         data = dict(data or {})
         env = cls(str(data.pop("name", None) or "default-environment"))
         env.version = data.pop("version", None)
-        env.environment_variables = {str(k): str(v) for k, v in
-                                     (data.pop("environmentVariables", None) or {}).items()}
+        variables = data.pop("environmentVariables", None) or {}
+        if not isinstance(variables, dict):
+            raise InvalidParameter(f"{where}.environmentVariables", "must be a mapping of "
+                                   "variable name to value")
+        env.environment_variables = {str(k): str(v) for k, v in variables.items()}
         env.python = PythonSection._from(data.pop("python", None), f"{where}.python")
+        cd = env.python.conda_dependencies
+        if isinstance(cd, (str, dict)):
+            from runyard.environments.conda_dependencies import (  # noqa: PLC0415
+                CondaDependencies,
+            )
+
+            env.python.conda_dependencies = (
+                CondaDependencies.from_string(cd, f"{where}.python.condaDependencies")
+                if isinstance(cd, str) else CondaDependencies(_underlying_structure=cd))
         env.docker = DockerSection._from(data.pop("docker", None), f"{where}.docker")
         for section in ("spark", "databricks", "inferencingStackVersion"):
             data.pop(section, None)  # Azure-only sections: accepted, ignored
@@ -128,6 +151,58 @@ class Environment:
             raise InvalidParameter(f"{where}.{key}", "unknown key; expected name, version, "
                                    "environmentVariables, python, docker")
         return env
+
+    # -- constructors from files -------------------------------------------------------------
+    @classmethod
+    def from_conda_specification(cls, name: str,
+                                 file_path: str | os.PathLike[str]) -> Environment:
+        """A system-managed environment from a conda ``environment.yml`` (read and checked now)."""
+        from runyard.environments.conda_dependencies import CondaDependencies  # noqa: PLC0415
+
+        env = cls(name)
+        env.python.conda_dependencies = CondaDependencies(file_path)
+        return env
+
+    @classmethod
+    def from_pip_requirements(cls, name: str, file_path: str | os.PathLike[str]) -> Environment:
+        """A system-managed environment from a pip ``requirements.txt`` (read and checked now)."""
+        from runyard.environments.conda_dependencies import CondaDependencies  # noqa: PLC0415
+        from runyard.environments.spec import parse_requirements  # noqa: PLC0415
+
+        requirements, options = parse_requirements(file_path)
+        # every line kept as written: pip combines repeated names (a>=1 and a<2)
+        cd = CondaDependencies(_underlying_structure={
+            "name": name, "dependencies": ["pip", {"pip": [*options, *requirements]}]})
+        env = cls(name)
+        env.python.conda_dependencies = cd
+        return env
+
+    # -- registration ------------------------------------------------------------------------
+    def register(self, workspace: Workspace) -> Environment:
+        """Register in ``workspace``: a new version only when the definition changed.
+
+        Returns the registered environment (its ``version`` set); this object's ``version``
+        is set too.
+        """
+        from runyard.environments.registry import register_environment  # noqa: PLC0415
+
+        registered = register_environment(workspace, self)
+        self.version = registered.version
+        return registered
+
+    @staticmethod
+    def get(workspace: Workspace, name: str, version: str | int | None = None) -> Environment:
+        """A registered environment (the latest version unless ``version`` is given)."""
+        from runyard.environments.registry import get_environment  # noqa: PLC0415
+
+        return get_environment(workspace, name, version)
+
+    @staticmethod
+    def list(workspace: Workspace) -> dict[str, Environment]:
+        """The latest version of every registered environment, by name."""
+        from runyard.environments.registry import list_environments  # noqa: PLC0415
+
+        return list_environments(workspace)
 
     def __repr__(self) -> str:
         return f"Environment(name={self.name!r}, version={self.version!r})"

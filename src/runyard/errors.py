@@ -97,6 +97,42 @@ class RunFailed(RunyardError):
     error_code = "RunFailed"
 
 
+class ComputeTargetError(RunyardError):
+    """Any error about a compute target (``ComputeTargetException`` in the compat layer)."""
+
+    error_code = "ComputeTargetError"
+
+
+class ComputeTargetNotFound(ComputeTargetError, NotFound):
+    """No compute target of that name in the workspace."""
+
+    error_code = "ComputeTargetNotFound"
+
+
+class ComputeTargetInvalid(ComputeTargetError, InvalidParameter):
+    """A compute-target name or configuration value is wrong (names the field and the fix)."""
+
+    error_code = "ComputeTargetInvalid"
+
+
+class ComputeTargetExists(ComputeTargetError, AlreadyExists):
+    """A compute target of that name already exists."""
+
+    error_code = "ComputeTargetExists"
+
+
+class ComputeTargetNotSupported(ComputeTargetError, NotSupported):
+    """The kind or the operation is not available (the message says what is missing)."""
+
+    error_code = "ComputeTargetNotSupported"
+
+
+class ComputeTargetBusy(ComputeTargetError):
+    """The target still has live runs; deleting it needs ``force``."""
+
+    error_code = "ComputeTargetBusy"
+
+
 _BY_CODE: dict[str, type[RunyardError]] = {
     c.error_code: c
     for c in (
@@ -110,5 +146,11 @@ _BY_CODE: dict[str, type[RunyardError]] = {
         SnapshotTooLarge,
         WorkspaceError,
         RunFailed,
+        ComputeTargetError,
+        ComputeTargetNotFound,
+        ComputeTargetInvalid,
+        ComputeTargetExists,
+        ComputeTargetNotSupported,
+        ComputeTargetBusy,
     )
 }

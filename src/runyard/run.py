@@ -265,6 +265,20 @@ class Run:
             if recursive:
                 yield from child.get_children(True, tags, properties, type, status)
 
+    def get_environment(self) -> Any:
+        """The ``Environment`` the run was submitted with (dependencies as they were then).
+
+        For a system-managed environment, the run's properties ``environment_key`` and
+        ``environment_build`` (built, waited or cached) say which build it used.
+        """
+        from runyard.environment import Environment  # noqa: PLC0415
+
+        data = (self._record.definition.get("runDefinition") or {}).get("environment")
+        if not data:
+            raise NotFound(f"run {self.id} has no recorded environment (it is a "
+                           f"{self.type} run)")
+        return Environment.from_dict(data)
+
     def restore_snapshot(self, snapshot_id: str | None = None, path: str | None = None) -> str:
         """Write the run's code snapshot into ``path`` (default ``./<snapshot id>``)."""
         sid = snapshot_id or self._record.snapshot_id

@@ -42,6 +42,17 @@ class HistoryConfiguration(_Section):
     directories_to_watch: list[str] = field(default_factory=lambda: ["logs"])
 
 
+@dataclass
+class AmlComputeConfiguration(_Section):
+    """Run-based cluster settings (``target = "amlcompute"``): a cluster made for one run."""
+
+    vm_size: str | None = None
+    vm_priority: str | None = None
+    _retain_cluster: bool = False
+    _name: str | None = None
+    _cluster_max_node_count: int = 1
+
+
 _FIELDS = ("script", "arguments", "target", "framework", "communicator",
            "auto_prepare_environment", "max_run_duration_seconds", "node_count", "command")
 
@@ -71,6 +82,7 @@ class RunConfiguration:
         if conda_dependencies is not None:
             self.environment.python.conda_dependencies = conda_dependencies
         self.history = HistoryConfiguration()
+        self.amlcompute = AmlComputeConfiguration()
         object.__setattr__(self, "_ready", True)
 
     _ready: bool
@@ -80,7 +92,7 @@ class RunConfiguration:
             name = "auto_prepare_environment"
         if name == "framework" and isinstance(value, str):
             value = _FRAMEWORK_NAMES.get(value.lower(), value)
-        if self._ready and name not in (*_FIELDS, "environment", "history"):
+        if self._ready and name not in (*_FIELDS, "environment", "history", "amlcompute"):
             raise AttributeError(f"RunConfiguration has no setting {name!r}")
         if name == "target" and not isinstance(value, str):
             value = getattr(value, "name", value)  # a ComputeTarget object stores its name
@@ -103,6 +115,11 @@ class RunConfiguration:
             raise InvalidParameter("max_run_duration_seconds", "must be a positive number")
         if not isinstance(self.target, str) or not self.target:
             raise InvalidParameter("target", "must name a compute target, e.g. 'local'")
+        if self.target == "amlcompute":
+            from runyard.compute.cluster import NOT_LANDED  # noqa: PLC0415
+            from runyard.errors import NotSupported  # noqa: PLC0415
+
+            raise NotSupported(f"target 'amlcompute' (a cluster made for this run): {NOT_LANDED}")
         if not isinstance(self.arguments, list):
             raise InvalidParameter("arguments", "must be a list")
 

@@ -14,6 +14,7 @@ from runyard.naming import check_workspace_name
 
 if TYPE_CHECKING:
     from runyard.compute.base import ComputeTarget
+    from runyard.environment import Environment
     from runyard.experiment import Experiment
     from runyard.snapshots import SnapshotStore
     from runyard.store.base import WorkspaceStore
@@ -53,6 +54,13 @@ class Workspace:
 
     # -- constructors ------------------------------------------------------------------------
     @classmethod
+    def _make(cls, name: str, root: Path, config: dict[str, Any]) -> Workspace:
+        """Build an instance without calling a subclass's own ``__init__`` (compat layer)."""
+        ws = cls.__new__(cls)
+        Workspace.__init__(ws, name, root, config=config)
+        return ws
+
+    @classmethod
     def create(cls, name: str, path: str | os.PathLike[str] = ".", exist_ok: bool = False,
                database_url: str | None = None, max_concurrent_runs: int | None = None,
                **azure_kwargs: Any) -> Workspace:
@@ -90,7 +98,7 @@ class Workspace:
         except OSError as exc:
             raise WorkspaceError(f"cannot create the workspace folder in {root}: "
                                  f"{exc.strerror}") from exc
-        ws = cls(name, root, config=config)
+        ws = cls._make(name, root, config)
         _ = ws.store  # create the schema now
         return ws
 
@@ -106,7 +114,7 @@ class Workspace:
             raise WorkspaceError(f"the workspace folder {cfg_dir} is not readable; "
                                  "fix its permissions")
         config = _read_config(cfg_dir / settings.CONFIG_FILE_NAME)
-        return cls(config["workspace_name"], root, config=config)
+        return cls._make(config["workspace_name"], root, config)
 
     @classmethod
     def get(cls, name: str, path: str | os.PathLike[str] = ".", **azure_kwargs: Any) -> Workspace:
@@ -193,17 +201,16 @@ class Workspace:
 
     def get_target(self, name: str) -> ComputeTarget:
         """The compute target ``name`` (``local`` always exists)."""
-        from runyard.plugins import load_kind  # noqa: PLC0415
+        from runyard.compute.resource import target_class  # noqa: PLC0415
 
-        if name == "local":
-            return load_kind("local")(self, "local")
-        raise NotFound(f"unknown compute target {name!r}: this workspace has "
-                       f"{', '.join(self.compute_targets)}; use 'local' or attach a target")
+        return target_class(self, name)(self, name)
 
     @property
     def compute_targets(self) -> dict[str, ComputeTarget]:
-        """Compute targets by name."""
-        return {"local": self.get_target("local")}
+        """Compute targets by name (``local`` first)."""
+        from runyard.compute.resource import list_targets  # noqa: PLC0415
+
+        return {t.name: t for t in list_targets(self)}
 
     @property
     def experiments(self) -> dict[str, Experiment]:
@@ -211,6 +218,13 @@ class Workspace:
         from runyard.experiment import Experiment  # noqa: PLC0415
 
         return {e.name: Experiment(self, e.name) for e in self.store.list_experiments()}
+
+    @property
+    def environments(self) -> dict[str, Environment]:
+        """Registered environments by name (latest version of each)."""
+        from runyard.environments.registry import list_environments  # noqa: PLC0415
+
+        return list_environments(self)
 
     def get_details(self) -> dict[str, Any]:
         """Name, folder and database of the workspace (no secrets)."""

@@ -24,7 +24,7 @@ from runyard import (
     Workspace,
 )
 from runyard.compute.local import process_start_time
-from runyard.errors import NotSupported, SnapshotTooLarge, WorkspaceError
+from runyard.errors import SnapshotTooLarge, WorkspaceError
 from runyard.services.runs.sync import reconcile
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -421,8 +421,8 @@ def test_bad_input_leaves_nothing_behind(ws: Workspace, src: Path, tmp_path: Pat
         exp = Experiment(ws, "bad")
         expected, field = SnapshotTooLarge, "f2.txt"
     elif case == "conda":
-        cfg.run_config.environment.python.conda_dependencies_file = "env.yml"
-        expected, field = NotSupported, "user_managed_dependencies"
+        cfg.run_config.environment.python.conda_dependencies_file = "env.yml"  # missing
+        field = "conda_dependencies_file.*does not exist"
     if case == "experiment":
         with pytest.raises(InvalidParameter, match="experiment_name"):
             Experiment(ws, "-bad name-")

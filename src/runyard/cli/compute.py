@@ -1,18 +1,81 @@
-"""``runyard compute``: the compute targets of the workspace."""
+"""``runyard compute``: create, attach, list, show, update and remove compute targets."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from runyard.cli import output
 from runyard.cli.workspace import current_workspace
 
+if TYPE_CHECKING:
+    from runyard.compute.base import ComputeTarget
+
 
 @click.group("compute")
 def compute() -> None:
     """Compute targets (where runs execute)."""
+
+
+def _parse_params(params: tuple[str, ...]) -> dict[str, Any]:
+    from runyard.errors import InvalidParameter  # noqa: PLC0415
+
+    out: dict[str, Any] = {}
+    for item in params:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InvalidParameter("--param", f"{item!r} must look like KEY=VALUE")
+        try:
+            out[key.replace("-", "_")] = json.loads(raw)
+        except ValueError:
+            out[key.replace("-", "_")] = raw
+    return out
+
+
+_COMMON = [
+    click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
+                 help="Any setting of the kind's configuration (repeatable)."),
+    click.option("--vm-size", help="cluster: node size (see `runyard compute vm-sizes`)."),
+    click.option("--min-nodes", type=int, help="cluster: nodes kept when idle."),
+    click.option("--max-nodes", type=int, help="cluster: most nodes to scale to."),
+    click.option("--idle-seconds-before-scaledown", type=int,
+                 help="cluster: idle time before scaling down."),
+    click.option("--vm-priority", type=click.Choice(["dedicated", "lowpriority"])),
+    click.option("--max-concurrent-runs", type=int, help="local: runs executing at once."),
+    click.option("--description"),
+]
+
+
+def _with_common(fn: Any) -> Any:
+    for opt in reversed(_COMMON):
+        fn = opt(fn)
+    return fn
+
+
+def _settings(params: tuple[str, ...], **flags: Any) -> dict[str, Any]:
+    settings = {k: v for k, v in flags.items() if v is not None}
+    settings.update(_parse_params(params))
+    return settings
+
+
+def _show(target: ComputeTarget, as_json: bool) -> None:
+    data = target.serialize()
+    if as_json:
+        output.print_json(data)
+        return
+    rows = [["name", data["name"]], ["kind", data["kind"]],
+            ["managed", "yes" if data["managed"] else "no (attached)"],
+            ["state", data["provisioning_state"]]]
+    if data["errors"]:
+        rows.append(["errors", "; ".join(data["errors"])])
+    for k, v in data["node_state_counts"].items():
+        rows.append([f"nodes {k}", v])
+    for k, v in sorted(data["configuration"].items()):
+        if k != "schema_version" and v not in (None, {}, []):
+            rows.append([k, v])
+    output.table(["FIELD", "VALUE"], rows)
 
 
 @compute.command("list")
@@ -37,3 +100,131 @@ def list_compute(as_json: bool) -> None:
                      [[r["name"], r["kind"], r["provisioningState"],
                        "; ".join(r["errors"]) or None] for r in rows],
                      empty="no compute targets")
+
+
+@compute.command("create")
+@click.argument("name")
+@click.option("--kind", required=True, help="Kind of target: local, cluster, ...")
+@_with_common
+@click.option("--json", "as_json", is_flag=True)
+def create(name: str, kind: str, params: tuple[str, ...], as_json: bool,
+           **flags: Any) -> None:
+    """Create a managed compute target NAME of KIND."""
+    from runyard.compute.base import ComputeTarget  # noqa: PLC0415
+    from runyard.errors import ComputeTargetInvalid, NotFound  # noqa: PLC0415
+    from runyard.plugins import load_kind  # noqa: PLC0415
+
+    try:
+        cls = load_kind(kind)
+    except NotFound as exc:
+        raise ComputeTargetInvalid("--kind", str(exc)) from None
+    make = getattr(cls, "provisioning_configuration", None)
+    if make is None or not cls.managed:
+        raise ComputeTargetInvalid("--kind", f"{kind!r} targets are attached, not created; "
+                                   "use `runyard compute attach`")
+    target = ComputeTarget.create(current_workspace(), name, make(**_settings(params, **flags)))
+    _show(target, as_json)
+
+
+@compute.command("attach")
+@click.argument("name")
+@click.option("--kind", required=True, help="Kind of target: remote, ...")
+@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE")
+@click.option("--address")
+@click.option("--ssh-port", type=int)
+@click.option("--username")
+@click.option("--private-key-file", type=click.Path(dir_okay=False))
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from standard input (never from the command line).")
+@click.option("--trust-unknown-host-key", is_flag=True, default=None)
+@click.option("--json", "as_json", is_flag=True)
+def attach(name: str, kind: str, params: tuple[str, ...], password_stdin: bool, as_json: bool,
+           **flags: Any) -> None:
+    """Attach an existing machine or cluster as compute target NAME."""
+    from runyard.compute.base import ComputeTarget  # noqa: PLC0415
+    from runyard.errors import ComputeTargetInvalid, NotFound  # noqa: PLC0415
+    from runyard.plugins import load_kind  # noqa: PLC0415
+
+    try:
+        cls = load_kind(kind)
+    except NotFound as exc:
+        raise ComputeTargetInvalid("--kind", str(exc)) from None
+    make = getattr(cls, "attach_configuration", None)
+    if make is None or cls.managed:
+        raise ComputeTargetInvalid("--kind", f"{kind!r} targets are created, not attached; "
+                                   "use `runyard compute create`")
+    settings = _settings(params, **flags)
+    if password_stdin:
+        settings["password"] = click.get_text_stream("stdin").readline().rstrip("\n")
+    target = ComputeTarget.attach(current_workspace(), name, make(**settings))
+    _show(target, as_json)
+
+
+@compute.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def show(name: str, as_json: bool) -> None:
+    """Show a target's kind, state and configuration (never its secrets)."""
+    _show(current_workspace().get_target(name), as_json)
+
+
+@compute.command("status")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def status(name: str, as_json: bool) -> None:
+    """Provisioning state, errors and node counts."""
+    st = current_workspace().get_target(name).get_status()
+    data = {"name": name, "provisioningState": st.provisioning_state, "errors": st.errors,
+            "nodeStateCounts": st.node_state_counts}
+    if as_json:
+        output.print_json(data)
+    else:
+        click.echo(f"{name}: {st.provisioning_state}")
+        for k, v in st.node_state_counts.items():
+            click.echo(f"  {k}: {v}")
+        for e in st.errors:
+            click.echo(f"  error: {e}")
+
+
+@compute.command("update")
+@click.argument("name")
+@_with_common
+@click.option("--json", "as_json", is_flag=True)
+def update(name: str, params: tuple[str, ...], as_json: bool, **flags: Any) -> None:
+    """Change updatable settings of a target."""
+    target = current_workspace().get_target(name)
+    target.update(**_settings(params, **flags))
+    _show(target, as_json)
+
+
+@compute.command("delete")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Cancel the target's unfinished runs first.")
+def delete(name: str, force: bool) -> None:
+    """Delete a managed target (refused while it has unfinished runs, unless --force)."""
+    current_workspace().get_target(name).delete(force=force)
+    click.echo(f"deleted {name}")
+
+
+@compute.command("detach")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Cancel the target's unfinished runs first.")
+def detach(name: str, force: bool) -> None:
+    """Detach an attached target (refused while it has unfinished runs, unless --force)."""
+    current_workspace().get_target(name).detach(force=force)
+    click.echo(f"detached {name}")
+
+
+@compute.command("vm-sizes")
+@click.option("--json", "as_json", is_flag=True)
+def vm_sizes(as_json: bool) -> None:
+    """The VM sizes a cluster accepts."""
+    from runyard.compute.vmsizes import supported_vmsizes  # noqa: PLC0415
+
+    rows = supported_vmsizes()
+    if as_json:
+        output.print_json(rows)
+    else:
+        output.table(["NAME", "VCPUS", "MEMORY GB", "GPUS", "FAMILY"],
+                     [[r["name"], r["vcpus"], r["memory_gb"], r["gpus"], r["family"]]
+                      for r in rows])

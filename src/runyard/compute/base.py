@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from runyard.compute.config import ComputeConfiguration
+    from runyard.entities import ComputeRecord
+    from runyard.secrets import Secret
     from runyard.workspace import Workspace
 
 HANDLE_VERSION = 1
@@ -53,6 +56,12 @@ class JobSpec:
     node_count: int = 1
     tags: dict[str, str | None] = field(default_factory=dict)
     properties: dict[str, str] = field(default_factory=dict)
+    #: System-managed environment to prepare before the script starts (None: user-managed).
+    #: Made by ``runyard.environments.spec.environment_request``; the target adds
+    #: ``cache_dir`` (its own environment cache) before handing it to the runner, which
+    #: builds it with ``runyard.runtime.envbuild`` and replaces ``envbuild.ENV_PYTHON`` in
+    #: ``command`` with the environment's interpreter.
+    environment: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form."""
@@ -77,14 +86,141 @@ class TargetStatus:
 
 
 class ComputeTarget(ABC):
-    """The contract of a compute kind (see module docs)."""
+    """A compute target: the contract every kind implements, and the resource API.
+
+    ``ComputeTarget(workspace, name)`` returns the right subclass for a stored target (or the
+    built-in ``local``) and raises ``ComputeTargetNotFound`` for an unknown name.
+    """
 
     kind: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    #: Managed targets are created (and deleted) by runyard; others are attached (detached).
+    managed: ClassVar[bool] = True
+    config_class: ClassVar[type[ComputeConfiguration] | None] = None
+    #: Configuration fields ``update`` may change.
+    updatable: ClassVar[tuple[str, ...]] = ()
+
+    def __new__(cls, workspace: Workspace | None = None, name: str | None = None,
+                *args: Any, **kwargs: Any) -> ComputeTarget:
+        if cls is ComputeTarget:
+            from runyard.compute.resource import target_class  # noqa: PLC0415
+
+            if workspace is None or name is None:
+                raise TypeError("ComputeTarget(workspace, name) needs both arguments")
+            cls = target_class(workspace, name)
+        return super().__new__(cls)
 
     def __init__(self, workspace: Workspace, name: str) -> None:
         self.workspace = workspace
         self.name = name
+
+    # -- resource API (runyard.compute.resource does the work) -------------------------------
+    @property
+    def record(self) -> ComputeRecord | None:
+        """The stored row (None for the built-in ``local``)."""
+        return self.workspace.store.get_compute_target(self.name)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The stored configuration (no secrets)."""
+        rec = self.record
+        return dict(rec.config) if rec else {}
+
+    @property
+    def provisioning_state(self) -> str:
+        """Creating, Succeeded, Failed, Deleting..."""
+        return self.status().provisioning_state
+
+    @classmethod
+    def create(cls, workspace: Workspace, name: str,
+               provisioning_configuration: ComputeConfiguration) -> ComputeTarget:
+        """Create a managed target (validated before anything is stored)."""
+        from runyard.compute.resource import create_target  # noqa: PLC0415
+
+        return create_target(workspace, name, provisioning_configuration)
+
+    @classmethod
+    def attach(cls, workspace: Workspace, name: str,
+               attach_configuration: ComputeConfiguration) -> ComputeTarget:
+        """Attach an existing machine or cluster (checked before anything is stored)."""
+        from runyard.compute.resource import attach_target  # noqa: PLC0415
+
+        return attach_target(workspace, name, attach_configuration)
+
+    @staticmethod
+    def list(workspace: Workspace) -> list[ComputeTarget]:
+        """Every target of the workspace, ``local`` first."""
+        from runyard.compute.resource import list_targets  # noqa: PLC0415
+
+        return list_targets(workspace)
+
+    def get_status(self) -> TargetStatus:
+        """Provisioning state, errors and (for clusters) node counts."""
+        return self.status()
+
+    def wait_for_completion(self, show_output: bool = False, timeout: float | None = None,
+                            timeout_in_minutes: float | None = None,
+                            is_delete_operation: bool = False) -> TargetStatus:
+        """Wait until provisioning ends (Succeeded or Failed); print progress if asked."""
+        from runyard.compute.resource import wait_target  # noqa: PLC0415
+
+        limit = timeout if timeout is not None else (
+            timeout_in_minutes * 60 if timeout_in_minutes is not None else 20 * 60)
+        return wait_target(self, show_output, limit)
+
+    def update(self, **changes: Any) -> None:
+        """Change updatable settings (for example a cluster's min/max nodes)."""
+        from runyard.compute.resource import update_target  # noqa: PLC0415
+
+        update_target(self, changes)
+
+    def delete(self, force: bool = False) -> None:
+        """Delete a managed target; live runs make it refuse unless ``force``."""
+        from runyard.compute.resource import remove_target  # noqa: PLC0415
+
+        remove_target(self, force=force, detach=False)
+
+    def detach(self, force: bool = False) -> None:
+        """Detach an attached target; live runs make it refuse unless ``force``."""
+        from runyard.compute.resource import remove_target  # noqa: PLC0415
+
+        remove_target(self, force=force, detach=True)
+
+    def serialize(self) -> dict[str, Any]:
+        """Name, kind, state and configuration (never secrets)."""
+        st = self.status()
+        return {"name": self.name, "kind": self.kind, "managed": self.managed,
+                "provisioning_state": st.provisioning_state, "errors": st.errors,
+                "node_state_counts": st.node_state_counts, "configuration": self.config}
+
+    # -- kind hooks --------------------------------------------------------------------------
+    @classmethod
+    def preflight(cls, config: ComputeConfiguration) -> None:
+        """Refuse early (before anything is stored) what this kind cannot do at all."""
+        return None
+
+    def provision(self) -> None:
+        """Bring a new managed target up (default: nothing to do)."""
+        return None
+
+    def check_attach(self, config: ComputeConfiguration) -> None:
+        """Check an attached target is usable before it is stored (default: nothing)."""
+        return None
+
+    def apply_update(self, new_config: ComputeConfiguration) -> None:
+        """Apply a changed configuration to the live target (default: stored only)."""
+        return None
+
+    def teardown(self) -> None:
+        """Stop what this target runs (idempotent; default: nothing)."""
+        return None
+
+    def secret(self, key: str) -> Secret | None:
+        """A decrypted secret of this target (only for the code that uses it)."""
+        from runyard.secrets import SecretBox  # noqa: PLC0415
+
+        token = self.workspace.store.get_secrets(f"compute/{self.name}").get(key)
+        return SecretBox().decrypt(token) if token is not None else None
 
     @abstractmethod
     def status(self) -> TargetStatus:

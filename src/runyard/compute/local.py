@@ -16,17 +16,17 @@ import runyard
 from runyard.compute.base import (
     HANDLE_VERSION,
     Capabilities,
-    Capability,
     ComputeTarget,
     JobEvents,
     JobSpec,
     TargetStatus,
 )
+from runyard.compute.capabilities import LOCAL
+from runyard.compute.config import ComputeConfiguration, LocalProvisioningConfiguration
+from runyard.entities import ComputeRecord
 from runyard.runtime import context as ctx
 from runyard.runtime.runner import DRIVER_LOG
 from runyard.runtime.spool import list_streams, read_chunk
-
-_YES = Capability(True)
 
 
 def process_start_time(pid: int) -> int | None:
@@ -48,20 +48,38 @@ def _reap(pid: int) -> None:
 
 
 class LocalTarget(ComputeTarget):
-    """Runs each job as a detached runner process on this machine (see DESIGN.md)."""
+    """Runs each job as a detached runner process on this machine (see DESIGN.md).
+
+    ``local`` is built in; more local targets can be created, each with its own concurrency
+    limit (``max_concurrent_runs``) and its own queue.
+    """
 
     kind: ClassVar[str] = "local"
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        gpu=Capability(True, "uses whatever GPUs this machine has"),
-        sweeps=_YES,
-        automl=_YES,
-        script_runs=_YES,
-        pipelines=_YES,
-        multi_node=Capability(False, "the local target is one machine; use a cluster target"),
-    )
+    capabilities: ClassVar[Capabilities] = LOCAL
+    managed: ClassVar[bool] = True
+    config_class: ClassVar[type[ComputeConfiguration]] = LocalProvisioningConfiguration
+    updatable: ClassVar[tuple[str, ...]] = ("max_concurrent_runs", "description", "tags")
+
+    @staticmethod
+    def provisioning_configuration(**kwargs: Any) -> LocalProvisioningConfiguration:
+        """A named local target's settings (``max_concurrent_runs``, description, tags)."""
+        return LocalProvisioningConfiguration.build(**kwargs)
+
+    @property
+    def record(self) -> ComputeRecord | None:
+        return None if self.name == "local" else super().record
+
+    @property
+    def max_concurrent_runs(self) -> int:
+        """Runs of this target that may execute at once; the rest wait in Queued."""
+        configured = self.config.get("max_concurrent_runs") if self.name != "local" else None
+        return int(configured or self.workspace.max_concurrent_runs)
 
     def status(self) -> TargetStatus:
-        return TargetStatus(provisioning_state="Succeeded")
+        rec = self.record
+        if rec is None:
+            return TargetStatus(provisioning_state="Succeeded")
+        return TargetStatus(provisioning_state=rec.state, errors=list(rec.errors))
 
     # -- paths -------------------------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
@@ -122,9 +140,12 @@ class LocalTarget(ComputeTarget):
             "env": env,
             "max_run_duration_seconds": job.max_run_duration_seconds,
             "output_collection": job.output_collection,
-            "slots": {"dir": str(self.workspace.data_dir / "slots" / "local"),
-                      "count": self.workspace.max_concurrent_runs},
+            "slots": {"dir": str(self.workspace.data_dir / "slots" / self.name),
+                      "count": self.max_concurrent_runs},
         }
+        if job.environment is not None:
+            spec["environment"] = {**job.environment,
+                                   "cache_dir": str(self.workspace.data_dir / "envs")}
         job_path = rd / f"job-a{job.attempt}.json"
         job_path.write_text(json.dumps(spec))
         runner_env = dict(os.environ)

@@ -151,12 +151,24 @@ class Runner:
             self.status("Preparing", "slot acquired")
             env = dict(os.environ)
             env.update(self.job.get("env", {}))
-            self.status("Starting", "starting the script")
+            command = list(self.job["command"])
             log_path = self.artifacts / DRIVER_LOG
             log_path.parent.mkdir(parents=True, exist_ok=True)
+            if self.job.get("environment"):  # system-managed: build or reuse it (in Preparing)
+                from runyard.runtime import envbuild  # noqa: PLC0415
+
+                self.spool.emit("files", files=[[DRIVER_LOG, 0]])
+                try:
+                    command, env, props = envbuild.prepare_run(self.job, env, log_path)
+                except envbuild.EnvBuildError as exc:
+                    self.spool.emit("files", files=[[DRIVER_LOG, log_path.stat().st_size]])
+                    self.status("Failed", "environment preparation failed", error=exc.error())
+                    return 0
+                self.spool.emit("properties", properties=props)
+            self.status("Starting", "starting the script")
             with open(log_path, "ab") as log:
                 self.proc = subprocess.Popen(
-                    self.job["command"], cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
+                    command, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             if self.cancel_requested:
                 raise _Canceled()

@@ -13,6 +13,7 @@ from typing import Any
 
 from runyard.entities import (
     AttemptRecord,
+    ComputeRecord,
     ExperimentRecord,
     FileRecord,
     MetricRow,
@@ -45,6 +46,17 @@ class IngestBatch:
     properties: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     files: list[FileRecord] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)
+
+
+@dataclass
+class EnvironmentRecord:
+    """One registered version of a named environment definition."""
+
+    name: str
+    version: int
+    definition: dict[str, Any]
+    definition_hash: str
+    created_at: float
 
 
 @dataclass
@@ -155,6 +167,51 @@ class WorkspaceStore(ABC):
         Offsets only move forward: a batch whose offsets are behind what is stored (a concurrent
         ingester got there first) is dropped whole, so ingest is idempotent.
         """
+
+    # -- environments ------------------------------------------------------------------------
+    @abstractmethod
+    def register_environment(self, name: str, definition: dict[str, Any],
+                             definition_hash: str) -> EnvironmentRecord:
+        """Store a new version of ``name`` unless its latest version has the same hash.
+
+        Returns the new version, or the latest one when nothing changed (race safe).
+        """
+
+    @abstractmethod
+    def get_environment(self, name: str, version: int | None = None) -> EnvironmentRecord | None:
+        """The given version of ``name`` (default: the latest), or None."""
+
+    @abstractmethod
+    def list_environments(self) -> list[EnvironmentRecord]:
+        """Every registered version, by name then version."""
+
+    # -- compute targets & secrets -----------------------------------------------------------
+    @abstractmethod
+    def create_compute_target(self, rec: ComputeRecord,
+                              secrets: dict[str, bytes] | None = None) -> None:
+        """Insert a target and its encrypted secrets; AlreadyExists-style error on a duplicate."""
+
+    @abstractmethod
+    def get_compute_target(self, name: str) -> ComputeRecord | None:
+        """The target or None."""
+
+    @abstractmethod
+    def list_compute_targets(self) -> list[ComputeRecord]:
+        """All stored targets by name."""
+
+    @abstractmethod
+    def update_compute_target(self, name: str, *, config: dict[str, Any] | None = None,
+                              state: str | None = None,
+                              errors: list[str] | None = None) -> ComputeRecord:
+        """Change a target's configuration (bumping its version), state or errors."""
+
+    @abstractmethod
+    def delete_compute_target(self, name: str) -> None:
+        """Remove a target and its secrets."""
+
+    @abstractmethod
+    def get_secrets(self, scope: str) -> dict[str, bytes]:
+        """Ciphertexts stored under ``scope``."""
 
     # -- misc --------------------------------------------------------------------------------
     @abstractmethod

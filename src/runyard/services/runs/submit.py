@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from runyard.compute.base import JobSpec
 from runyard.entities import RunRecord, RunStatus
+from runyard.environments.spec import resolve_for_run
 from runyard.errors import InvalidParameter, NotSupported, RunyardError
 from runyard.runconfig import RunConfiguration, ScriptRunConfig
+from runyard.runtime.envbuild import ENV_PYTHON
 from runyard.store.base import Transition
 
 if TYPE_CHECKING:
@@ -28,11 +30,9 @@ def new_run_id(experiment: str) -> str:
 
 def _interpreter(rc: RunConfiguration) -> str:
     py = rc.environment.python
-    if rc.environment.has_dependencies:
-        raise NotSupported(
-            "environment.python: system-managed environments (conda/pip dependencies) are "
-            "built by the environments feature, which is not available yet; set "
-            "environment.python.user_managed_dependencies = True to use an existing interpreter")
+    if not py.user_managed_dependencies and (rc.environment.has_dependencies
+                                             or rc.environment.docker.enabled):
+        return ENV_PYTHON  # system-managed: the runner puts the built environment's python here
     path = py.interpreter_path
     if not path or path == "python":
         return sys.executable
@@ -78,6 +78,8 @@ def submit_script_run(ws: Workspace, experiment: str, config: ScriptRunConfig,
         raise InvalidParameter("source_directory", f"{config.source_directory!r} is not a "
                                "directory; pass the folder that holds your script")
     command = build_command(src, rc)
+    env_request, env_recorded = resolve_for_run(rc.environment, src,
+                                                rc.auto_prepare_environment)
     target: ComputeTarget = ws.get_target(rc.target)
     if not target.capabilities.script_runs.supported:
         raise NotSupported(f"target {rc.target!r}: {target.capabilities.script_runs.reason}")
@@ -93,15 +95,18 @@ def submit_script_run(ws: Workspace, experiment: str, config: ScriptRunConfig,
     run = RunRecord(
         id=new_run_id(experiment), experiment=experiment, status=RunStatus.QUEUED,
         created_at=now, target=rc.target, snapshot_id=snapshot_id,
-        definition={"runDefinition": rc.to_dict(), "sourceDirectory": str(src),
-                    "command": command}, tags=clean_tags)
+        definition={"runDefinition": {**rc.to_dict(), "environment": env_recorded},
+                    "sourceDirectory": str(src), "command": command,
+                    "environment": env_request and {"builder": env_request["builder"],
+                                                    "specHash": env_request["spec_hash"]}},
+        tags=clean_tags)
     ws.store.get_or_create_experiment(experiment)
     ws.store.create_run(run, "submitted")
     job = JobSpec(run_id=run.id, attempt=1, experiment=experiment, snapshot_id=snapshot_id,
                   command=command, env=dict(rc.environment.environment_variables),
                   max_run_duration_seconds=rc.max_run_duration_seconds,
                   output_collection=rc.history.output_collection, node_count=rc.node_count,
-                  tags=clean_tags, properties={})
+                  tags=clean_tags, properties={}, environment=env_request)
     try:
         handle = target.submit(job)
     except (OSError, RunyardError) as exc:

@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from runyard.entities import RunRecord, RunStatus
-from runyard.errors import NotFound
+from runyard.errors import ComputeTargetNotFound, NotFound
 from runyard.services.runs.ingest import build_batch
 from runyard.store.base import RunFilter, Transition
 
@@ -36,7 +36,16 @@ def sync_run(ws: Workspace, run_id: str) -> RunRecord:
         owner = parent
     if owner.handle is None:
         return run
-    target = ws.get_target(owner.target)
+    try:
+        target = ws.get_target(owner.target)
+    except ComputeTargetNotFound:
+        if not owner.status.terminal:
+            ws.store.transition(Transition(owner.id, RunStatus.NOT_RESPONDING,
+                                           f"compute target {owner.target!r} was removed",
+                                           time.time()))
+        result = store.get_run(run_id)
+        assert result is not None
+        return result
     for _ in range(100):  # bounded: each pass reads at most 64 MiB per stream
         events = target.poll(owner.handle, store.get_offsets(owner.id))
         if events.chunks:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from runyard.errors import WorkspaceError
 
 #: The newest Alembic revision; a test checks it equals the migration scripts' head.
-HEAD_REVISION = "0001_initial"
+HEAD_REVISION = "0003_compute_targets"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "runyard_write"

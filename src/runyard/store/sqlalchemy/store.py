@@ -22,8 +22,15 @@ from runyard.entities import (
     RunStatus,
 )
 from runyard.errors import InvalidParameter
-from runyard.store.base import IngestBatch, RunFilter, Transition, WorkspaceStore
+from runyard.store.base import (
+    EnvironmentRecord,
+    IngestBatch,
+    RunFilter,
+    Transition,
+    WorkspaceStore,
+)
 from runyard.store.sqlalchemy import tables as t
+from runyard.store.sqlalchemy.compute import ComputeRows
 from runyard.store.sqlalchemy.engine import WRITE_OPTION, make_engine, migrate
 
 _INSERT_CHUNK = 50_000
@@ -38,7 +45,7 @@ def _prev_states(new: RunStatus) -> list[str]:
     return [s.value for s in RunStatus if not s.terminal and s.order < new.order]
 
 
-class SqlWorkspaceStore(WorkspaceStore):
+class SqlWorkspaceStore(ComputeRows, WorkspaceStore):
     """Workspace store over a SQLAlchemy engine; see :class:`WorkspaceStore`."""
 
     def __init__(self, url: str, *, migrate_schema: bool = True) -> None:
@@ -316,6 +323,49 @@ class SqlWorkspaceStore(WorkspaceStore):
             rows = c.execute(select(t.run_files).where(t.run_files.c.run_id == run_id)
                              .order_by(t.run_files.c.name)).all()
         return [FileRecord(r.run_id, r.name, r.size) for r in rows]
+
+    # -- environments ------------------------------------------------------------------------
+    @staticmethod
+    def _envrec(row: Any) -> EnvironmentRecord:
+        return EnvironmentRecord(name=row.name, version=int(row.version),
+                                 definition=dict(row.definition or {}),
+                                 definition_hash=row.definition_hash, created_at=row.created_at)
+
+    def register_environment(self, name: str, definition: dict[str, Any],
+                             definition_hash: str) -> EnvironmentRecord:
+        e = t.environments.c
+        for _ in range(20):
+            try:
+                with self._write() as c:
+                    latest = c.execute(select(t.environments).where(e.name == name)
+                                       .order_by(e.version.desc()).limit(1)).first()
+                    if latest is not None and latest.definition_hash == definition_hash:
+                        return self._envrec(latest)
+                    rec = EnvironmentRecord(name, (latest.version if latest else 0) + 1,
+                                            definition, definition_hash, time.time())
+                    c.execute(insert(t.environments).values(
+                        name=rec.name, version=rec.version, definition=rec.definition,
+                        definition_hash=rec.definition_hash, created_at=rec.created_at))
+                    return rec
+            except IntegrityError:
+                continue  # another writer took that version number (PostgreSQL); look again
+        raise InvalidParameter("name", f"could not register environment {name!r}: too many "
+                               "concurrent registrations")
+
+    def get_environment(self, name: str, version: int | None = None) -> EnvironmentRecord | None:
+        e = t.environments.c
+        q = select(t.environments).where(e.name == name)
+        q = q.where(e.version == version) if version is not None else \
+            q.order_by(e.version.desc()).limit(1)
+        with self._read() as c:
+            row = c.execute(q).first()
+        return self._envrec(row) if row else None
+
+    def list_environments(self) -> list[EnvironmentRecord]:
+        e = t.environments.c
+        with self._read() as c:
+            rows = c.execute(select(t.environments).order_by(e.name, e.version)).all()
+        return [self._envrec(r) for r in rows]
 
     # -- ingest ------------------------------------------------------------------------------
     def get_offsets(self, run_id: str) -> dict[str, int]:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -109,4 +110,34 @@ spool_offsets = Table(
     Column("run_id", String(512), primary_key=True),
     Column("stream", String(255), primary_key=True),
     Column("offset", BigInteger, nullable=False),
+)
+
+environments = Table(
+    "environments", metadata,
+    Column("name", String(255), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("definition", JSON, nullable=False),
+    Column("definition_hash", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+compute_targets = Table(
+    "compute_targets", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("managed", Boolean, nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("config_version", Integer, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("errors", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Secrets live apart from configuration, encrypted with a key kept outside the database.
+secrets = Table(
+    "secrets", metadata,
+    Column("scope", String(255), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("ciphertext", LargeBinary, nullable=False),
 )

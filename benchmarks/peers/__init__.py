@@ -1,0 +1,1 @@
+"""Peer systems the benchmarks compare runyard against (run in their own environments)."""

@@ -1,0 +1,5 @@
+"""``azureml.core.run``."""
+
+from runyard.run import Run
+
+__all__ = ["Run"]

@@ -1,0 +1,1 @@
+"""``azureml.pipeline``: pipelines have not landed in runyard yet."""

@@ -1,0 +1,5 @@
+"""``azureml.pipeline.steps``: not landed yet (every name raises ``NotSupported``)."""
+
+from runyard.compat.azureml._missing import missing
+
+__getattr__ = missing("azureml.pipeline.steps", "pipelines")

@@ -1,0 +1,1 @@
+"""``azureml.train``: sweeps and AutoML have not landed in runyard yet."""

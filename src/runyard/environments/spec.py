@@ -1,0 +1,354 @@
+"""Normalized environment specs, their hashes, and the build request a target receives.
+
+An :class:`Environment` is system-managed when it lists dependencies (a ``CondaDependencies``
+object or a ``conda_dependencies_file``) or enables docker. :func:`normalize` turns it into an
+:class:`EnvSpec`: sorted, de-duplicated, canonical package names, whitespace removed, so that
+two definitions that install the same thing hash the same. :func:`environment_request` adds the
+builder's plan (for uv: conda packages translated through :mod:`runyard.environments.mapping`)
+and is what travels to the target in the job spec; the target-side builder
+(:mod:`runyard.runtime.envbuild`) adds the interpreter version and platform to the hash to get
+the cache key.
+
+Everything that can be checked here is checked before a run is stored: malformed YAML,
+unknown keys, conda packages the chosen builder cannot install, unknown builders, unsupported
+requirement-file options. Packages that do not exist, conflicting versions and missing python
+versions are the installer's to find; the run then fails in ``Preparing``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runyard.environments.conda_dependencies import (
+    CondaDependencies,
+    canonical_name,
+    conda_package_name,
+    pip_package_name,
+)
+from runyard.environments.mapping import MappingError, to_pypi
+from runyard.errors import InvalidParameter, NotSupported
+
+if TYPE_CHECKING:
+    from runyard.environment import Environment
+
+__all__ = ["BUILDERS", "REQUEST_FORMAT", "EnvSpec", "conda_dependencies_of",
+           "definition_hash", "environment_request", "normalize", "parse_requirements", "plan",
+           "resolve_for_run"]
+
+#: Builders a user can name in ``environment.python.builder`` (``container`` comes from
+#: ``docker.enabled``).
+BUILDERS = ("uv", "conda", "mamba", "micromamba")
+#: Version of the request layout and of the normalization rules (part of every hash).
+REQUEST_FORMAT = 1
+
+_PIP_NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
+_PIP_OPTIONS = {
+    "-i": "--index-url", "--index-url": "--index-url",
+    "--extra-index-url": "--extra-index-url",
+    "-f": "--find-links", "--find-links": "--find-links",
+    "--no-index": "--no-index", "--pre": "--pre", "--prefer-binary": "--prefer-binary",
+    "--no-binary": "--no-binary", "--only-binary": "--only-binary",
+    "--trusted-host": "--trusted-host",
+}
+_FLAGS_WITHOUT_VALUE = {"--no-index", "--pre", "--prefer-binary"}
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What a system-managed environment installs, in normal form (see module docs)."""
+
+    builder: str
+    python: str | None
+    channels: tuple[str, ...]
+    conda_packages: tuple[str, ...]
+    pip_packages: tuple[str, ...]
+    pip_options: tuple[str, ...]
+    variables: tuple[tuple[str, str], ...] = ()
+    base_image: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (lists, not tuples)."""
+        d = asdict(self)
+        return {k: ([list(x) if isinstance(x, tuple) else x for x in v]
+                    if isinstance(v, tuple) else v) for k, v in d.items()}
+
+    @property
+    def spec_hash(self) -> str:
+        """sha256 of the canonical JSON of the spec (and the normalization version)."""
+        return _sha({"format": REQUEST_FORMAT, "spec": self.to_dict()})
+
+
+def _sha(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _norm_pip(req: str) -> str:
+    req = req.strip()
+    m = _PIP_NAME.match(req)
+    if not m:
+        return req
+    head, sep, marker = req.partition(";")
+    rest = head[m.end():]
+    if "@" in rest or "://" in head:
+        return req  # a direct reference: keep it as written
+    out = canonical_name(m.group(1)) + "".join(rest.split())
+    if sep:
+        out += "; " + " ".join(marker.split())
+    return out
+
+
+def _norm_conda(spec: str) -> str:
+    spec = " ".join(spec.split())
+    name = conda_package_name(spec)
+    i = spec.lower().find(name)
+    return spec[:i] + name + spec[i + len(name):] if i >= 0 else spec
+
+
+def _unique(items: list[str]) -> list[str]:
+    seen: set[str] = set()
+    return [x for x in items if not (x in seen or seen.add(x))]  # type: ignore[func-returns-value]
+
+
+def conda_dependencies_of(env: Environment,
+                          source_dir: str | os.PathLike[str] | None = None
+                          ) -> CondaDependencies | None:
+    """The environment's ``CondaDependencies``: the object, else the file (read now)."""
+    py = env.python
+    cd = py.conda_dependencies
+    if cd is not None:
+        if isinstance(cd, CondaDependencies):
+            return cd
+        if isinstance(cd, str):
+            return CondaDependencies.from_string(cd, "environment.python.conda_dependencies")
+        if isinstance(cd, dict):
+            return CondaDependencies(_underlying_structure=cd)
+        raise InvalidParameter("environment.python.conda_dependencies",
+                               f"expected a CondaDependencies object, got {type(cd).__name__}")
+    if py.conda_dependencies_file:
+        file = Path(py.conda_dependencies_file)
+        if not file.is_absolute():
+            file = Path(source_dir or ".") / file
+        if not file.is_file():
+            raise InvalidParameter("environment.python.conda_dependencies_file",
+                                   f"{py.conda_dependencies_file!r} does not exist (looked for "
+                                   f"{file}); give a path relative to the source directory")
+        return CondaDependencies(file)
+    return None
+
+
+def normalize(env: Environment,
+              source_dir: str | os.PathLike[str] | None = None) -> EnvSpec | None:
+    """The normalized spec of a system-managed environment; None when it is user-managed."""
+    py = env.python
+    docker = env.docker.enabled
+    if py.user_managed_dependencies:
+        if docker:
+            raise NotSupported("environment.docker.enabled with user_managed_dependencies=True "
+                               "is not supported yet; let runyard build the environment "
+                               "(user_managed_dependencies=False)")
+        return None
+    cd = conda_dependencies_of(env, source_dir)
+    if cd is None and not docker:
+        return None
+    builder = "container" if docker else str(py.builder or "uv")
+    if builder not in (*BUILDERS, "container"):
+        raise InvalidParameter("environment.python.builder", f"{builder!r} is not a builder; "
+                               f"use one of {', '.join(BUILDERS)}")
+    cd = cd or CondaDependencies()
+    data = cd.as_dict()
+    conda = [_norm_conda(c) for c in cd.conda_packages  # python is the python pin; a bare
+             if conda_package_name(c) != "python" and c.strip() != "pip"]  # pip is implied
+    pip = [_norm_pip(p) for p in cd.pip_packages]
+    variables = data.get("variables") or {}
+    base_image = None
+    if docker:
+        base_image = str(env.docker.base_image or "").strip()
+        if not base_image:
+            raise InvalidParameter("environment.docker.base_image", "docker is enabled but no "
+                                   "base image is set")
+    return EnvSpec(
+        builder=builder,
+        python=(cd.get_python_version() or None),
+        channels=tuple(_unique([c.strip() for c in cd.conda_channels])),
+        conda_packages=tuple(sorted(_unique(conda), key=lambda c: (conda_package_name(c), c))),
+        pip_packages=tuple(sorted(_unique(pip), key=lambda p: (pip_package_name(p), p))),
+        pip_options=tuple(_unique([" ".join(o.split()) for o in cd.pip_options])),
+        variables=tuple(sorted((str(k), str(v)) for k, v in variables.items())),
+        base_image=base_image,
+    )
+
+
+def _pip_plan(spec: EnvSpec) -> dict[str, Any]:
+    requirements: list[str] = []
+    notes: list[str] = []
+    for c in spec.conda_packages:
+        try:
+            req, more = to_pypi(c)
+        except MappingError as exc:
+            field = "environment.python.conda_dependencies"
+            if spec.builder == "container":
+                raise InvalidParameter(field, f"conda package {exc.package!r} cannot be "
+                                       "installed in a container build (it installs conda "
+                                       "packages through pip, and this one has no known "
+                                       "PyPI equivalent); list the PyPI project under 'pip:' "
+                                       "or use a base image that has it",
+                                       details={"package": exc.package}) from exc
+            raise InvalidParameter(field, str(exc), details={"package": exc.package}) from exc
+        notes.extend(more)
+        if req is not None:
+            requirements.append(req)
+    requirements.extend(spec.pip_packages)
+    if spec.channels:
+        notes.append(f"channels {', '.join(spec.channels)} ignored (packages come from the "
+                     "pip index)")
+    return {"python": spec.python, "requirements": _unique(requirements),
+            "pip_options": list(spec.pip_options), "variables": dict(spec.variables),
+            "notes": notes}
+
+
+def plan(spec: EnvSpec) -> dict[str, Any]:
+    """What the builder of ``spec`` runs (see :mod:`runyard.runtime.envbuild`)."""
+    if spec.builder == "uv":
+        return _pip_plan(spec)
+    if spec.builder == "container":
+        return {**_pip_plan(spec), "base_image": spec.base_image}
+    # conda, mamba, micromamba: the environment file itself
+    deps: list[Any] = []
+    if spec.python:
+        p = spec.python
+        deps.append(f"python{p}" if p[0] in "<>=!~" else f"python={p}")
+    deps.extend(spec.conda_packages)
+    if spec.pip_packages and "pip" not in (conda_package_name(c) for c in deps):
+        deps.append("pip")
+    if spec.pip_packages:
+        deps.append({"pip": [*spec.pip_options, *spec.pip_packages]})
+    return {"python": spec.python, "channels": list(spec.channels), "dependencies": deps,
+            "variables": dict(spec.variables)}
+
+
+def environment_request(env: Environment, source_dir: str | os.PathLike[str] | None = None,
+                        auto_prepare: bool = True) -> dict[str, Any] | None:
+    """The ``environment`` part of a job spec, or None for a user-managed environment.
+
+    Raises ``InvalidParameter``/``NotSupported`` for everything detectable before queueing.
+    """
+    spec = normalize(env, source_dir)
+    if spec is None:
+        return None
+    request: dict[str, Any] = {
+        "format": REQUEST_FORMAT, "name": env.name, "version": env.version,
+        "builder": spec.builder, "spec": spec.to_dict(), "spec_hash": spec.spec_hash,
+        "plan": plan(spec), "auto_prepare": bool(auto_prepare),
+    }
+    if spec.builder == "container":
+        d = env.docker
+        request["container"] = {"gpu_support": bool(d.gpu_support), "shm_size": d.shm_size,
+                                "arguments": [str(a) for a in d.arguments or ()],
+                                "shared_volumes": bool(d.shared_volumes)}
+    return request
+
+
+def definition_hash(env: Environment,
+                    source_dir: str | os.PathLike[str] | None = None) -> str:
+    """Hash of everything that defines ``env`` (not its name or version), spec normalized."""
+    spec = normalize(env, source_dir)
+    py = env.python
+    return _sha({
+        "format": REQUEST_FORMAT,
+        "spec": spec.to_dict() if spec else None,
+        "user_managed": bool(py.user_managed_dependencies),
+        "interpreter": py.interpreter_path if py.user_managed_dependencies else None,
+        "variables": sorted((str(k), str(v)) for k, v in env.environment_variables.items()),
+        "docker": env.docker.to_dict() if env.docker.enabled else None,
+    })
+
+
+def parse_requirements(path: str | os.PathLike[str],
+                       _seen: frozenset[Path] = frozenset()) -> tuple[list[str], list[str]]:
+    """Read a pip requirements file: ``(requirements, options)``.
+
+    Supports comments, line continuations, ``-r`` includes and the index options
+    (``--index-url``, ``--extra-index-url``, ``--find-links``, ``--no-index``, ``--pre``,
+    ``--no-binary``, ``--only-binary``, ``--trusted-host``). Editable installs, constraint
+    files and local paths are refused: they do not travel to a compute target.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except FileNotFoundError as exc:
+        raise InvalidParameter(str(file), "the requirements file does not exist") from exc
+    except OSError as exc:
+        raise InvalidParameter(str(file), f"cannot read it: {exc.strerror}") from exc
+    seen = _seen | {file.resolve()}
+    reqs: list[str] = []
+    opts: list[str] = []
+    lineno = 0
+    pending = ""
+    for n, raw in enumerate(text.splitlines(), start=1):
+        if not pending:
+            lineno = n
+        if raw.rstrip().endswith("\\"):
+            pending += raw.rstrip()[:-1] + " "
+            continue
+        line = re.sub(r"(^|\s)#.*$", "", pending + raw).strip()
+        pending = ""
+        if not line:
+            continue
+        where = f"{file}:{lineno}"
+        if line.startswith("-"):
+            flag, _, value = line.replace("=", " ", 1).partition(" ") if line.startswith(
+                "--") else (line[:2], "", line[2:])
+            value = value.strip().lstrip("=").strip()
+            if flag in ("-r", "--requirement"):
+                inc = (file.parent / value).resolve()
+                if inc in seen:
+                    raise InvalidParameter(where, f"{value!r} includes itself")
+                r2, o2 = parse_requirements(inc, seen)
+                reqs.extend(r2)
+                opts.extend(o2)
+            elif flag in ("-e", "--editable"):
+                raise InvalidParameter(where, "editable installs (-e) are not supported in an "
+                                       "environment spec; build a wheel or list the package")
+            elif flag in ("-c", "--constraint"):
+                raise InvalidParameter(where, "constraint files (-c) are not supported; pin "
+                                       "the versions in the requirements instead")
+            elif flag in _PIP_OPTIONS:
+                name = _PIP_OPTIONS[flag]
+                if name in _FLAGS_WITHOUT_VALUE:
+                    opts.append(name)
+                elif not value:
+                    raise InvalidParameter(where, f"{flag} needs a value")
+                else:
+                    opts.append(f"{name} {value}")
+            else:
+                raise InvalidParameter(where, f"unsupported pip option {flag!r}; supported: "
+                                       f"{', '.join(sorted(set(_PIP_OPTIONS.values())))}, -r")
+        elif line.startswith((".", "/", "file:", "~")):
+            raise InvalidParameter(where, f"{line!r} is a local path, which does not travel "
+                                   "to a compute target; publish it to an index or use a URL")
+        else:
+            reqs.append(line)
+    return reqs, opts
+
+
+def resolve_for_run(env: Environment, source_dir: str | os.PathLike[str],
+                    auto_prepare: bool = True) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """For a submission: (the job's environment request or None, the environment as recorded).
+
+    The recorded form inlines a ``conda_dependencies_file`` so that ``run.get_environment()``
+    returns what the run was built from even after the file changes.
+    """
+    request = environment_request(env, source_dir, auto_prepare)
+    recorded = env.to_dict()
+    if request is not None:
+        cd = conda_dependencies_of(env, source_dir)
+        if cd is not None:
+            recorded["python"]["condaDependencies"] = cd.serialize_to_string()
+    return request, recorded

@@ -1,0 +1,332 @@
+"""Azure ML v1 scripts run on runyard by changing their imports only.
+
+The samples below are copied verbatim from the seed document (shared/reference/
+seed-compute-targets.md) with ``azureml`` rewritten to ``runyard.compat.azureml``; the
+``<placeholders>`` are filled with valid values. Each runs for real: samples of kinds that exist
+complete, samples of kinds that have not landed raise ``NotSupported`` naming what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runyard import Workspace
+from runyard.errors import ComputeTargetNotSupported, NotSupported
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def rewrite(sample: str) -> str:
+    """The only change made to a sample: its imports (and dotted references) of azureml."""
+    return textwrap.dedent(sample).replace("azureml.", "runyard.compat.azureml.")
+
+
+@pytest.fixture
+def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    monkeypatch.setenv("RUNYARD_CONFIG_HOME", str(tmp_path / "config"))
+    return Workspace.create("compat", tmp_path)
+
+
+def run_sample(sample: str, **namespace: Any) -> dict[str, Any]:
+    import runyard.compat.azureml.core.runconfig  # noqa: F401  (dotted references)
+    ns: dict[str, Any] = {"os": os, "runyard": sys.modules["runyard"], **namespace}
+    exec(compile(rewrite(sample), "<sample>", "exec"), ns)  # noqa: S102
+    return ns
+
+
+LOCAL_USER_MANAGED = """
+from azureml.core.runconfig import RunConfiguration
+
+# Edit a run configuration property on the fly.
+run_config_user_managed = RunConfiguration()
+
+run_config_user_managed.environment.python.user_managed_dependencies = True
+
+# Choose a specific Python environment by pointing to a Python path. For example:
+# run_config.environment.python.interpreter_path = '/home/ninghai/miniconda3/envs/sdk2/bin/python'
+"""
+
+SUBMIT = """
+src = ScriptRunConfig(source_directory = script_folder, script = 'train.py', run_config = run_config_system_managed)
+run = exp.submit(src)
+run.wait_for_completion(show_output = True)
+"""
+
+AML_RUN_BASED = """
+from azureml.core.compute import ComputeTarget, AmlCompute
+
+# First, list the supported VM families for Azure Machine Learning Compute
+AmlCompute.supported_vmsizes()
+
+from azureml.core.runconfig import RunConfiguration
+
+# Create a new runconfig object
+run_config = RunConfiguration()
+
+# Signal that you want to use AmlCompute to execute the script
+run_config.target = "amlcompute"
+
+# AmlCompute is created in the same region as your workspace
+# Set the VM size for AmlCompute from the list of supported_vmsizes
+run_config.amlcompute.vm_size = 'STANDARD_D2_V2'
+"""
+
+AML_PERSISTENT_BASIC = """
+from azureml.core.compute import ComputeTarget, AmlCompute
+from azureml.core.compute_target import ComputeTargetException
+
+# Choose a name for your CPU cluster
+cpu_cluster_name = "cpucluster"
+
+# Verify that the cluster doesn't already exist
+try:
+    cpu_cluster = ComputeTarget(workspace=ws, name=cpu_cluster_name)
+    print('Found existing cluster, use it.')
+except ComputeTargetException:
+    compute_config = AmlCompute.provisioning_configuration(vm_size='STANDARD_D2_V2',
+                                                           max_nodes=4)
+    cpu_cluster = ComputeTarget.create(ws, cpu_cluster_name, compute_config)
+
+cpu_cluster.wait_for_completion(show_output=True)
+"""
+
+AML_PERSISTENT_ADVANCED = """
+from azureml.core.compute import ComputeTarget, AmlCompute
+from azureml.core.compute_target import ComputeTargetException
+
+# Choose a name for your CPU cluster
+cpu_cluster_name = "cpucluster"
+
+# Verify that the cluster doesn't already exist
+try:
+    cpu_cluster = ComputeTarget(workspace=ws, name=cpu_cluster_name)
+    print('Found existing cluster, use it.')
+except ComputeTargetException:
+    compute_config = AmlCompute.provisioning_configuration(vm_size='STANDARD_D2_V2',
+                                                           vm_priority='lowpriority',
+                                                           min_nodes=2,
+                                                           max_nodes=4,
+                                                           idle_seconds_before_scaledown='300',
+                                                           vnet_resourcegroup_name='my-resource-group',
+                                                           vnet_name='my-vnet-name',
+                                                           subnet_name='my-subnet-name')
+    cpu_cluster = ComputeTarget.create(ws, cpu_cluster_name, compute_config)
+
+cpu_cluster.wait_for_completion(show_output=True)
+"""
+
+REMOTE_ATTACH = """
+from azureml.core.compute import RemoteCompute, ComputeTarget
+
+# Create the compute config
+attach_config = RemoteCompute.attach_configuration(address = "ipaddress",
+                                                   ssh_port=22,
+                                                   username='username',
+                                                   password="password")
+
+# If you use SSH instead of a password, use this code:
+#                                                  ssh_port=22,
+#                                                  username='<username>',
+#                                                  password=None,
+#                                                  private_key_file="path-to-file",
+#                                                  private_key_passphrase="passphrase")
+
+# Attach the compute target
+compute = ComputeTarget.attach(ws, "attach-dsvm", attach_config)
+
+compute.wait_for_completion(show_output=True)
+"""
+
+DATABRICKS = """
+databricks_compute_name = os.environ.get("AML_DATABRICKS_COMPUTE_NAME", "databricks-1")
+databricks_workspace_name = os.environ.get("AML_DATABRICKS_WORKSPACE", "dbx-workspace")
+databricks_resource_group = os.environ.get("AML_DATABRICKS_RESOURCE_GROUP", "dbx-rg")
+databricks_access_token = os.environ.get("AML_DATABRICKS_ACCESS_TOKEN", "dapi-token")
+
+try:
+    databricks_compute = ComputeTarget(workspace=ws, name=databricks_compute_name)
+    print('Compute target already exists')
+except ComputeTargetException:
+    print('compute not found')
+    print('databricks_compute_name {}'.format(databricks_compute_name))
+    print('databricks_workspace_name {}'.format(databricks_workspace_name))
+    print('databricks_access_token {}'.format(databricks_access_token))
+
+    # Create the attach config
+    attach_config = DatabricksCompute.attach_configuration(resource_group = databricks_resource_group,
+                                                           workspace_name = databricks_workspace_name,
+                                                           access_token = databricks_access_token)
+    databricks_compute = ComputeTarget.attach(
+             ws,
+             databricks_compute_name,
+             attach_config
+         )
+
+    databricks_compute.wait_for_completion(True)
+"""
+
+ADLA = """
+adla_compute_name = os.environ.get("AML_ADLA_COMPUTE_NAME", "adla-1")
+adla_resource_group = os.environ.get("AML_ADLA_RESOURCE_GROUP", "adla-rg")
+adla_account_name = os.environ.get("AML_ADLA_ACCOUNT_NAME", "adlaaccount")
+
+try:
+    adla_compute = ComputeTarget(workspace=ws, name=adla_compute_name)
+    print('Compute target already exists')
+except ComputeTargetException:
+    print('compute not found')
+    print('adla_compute_name {}'.format(adla_compute_name))
+    print('adla_resource_id {}'.format(adla_resource_group))
+    print('adla_account_name {}'.format(adla_account_name))
+
+    # Create the attach config
+    attach_config = AdlaCompute.attach_configuration(resource_group = adla_resource_group,
+                                                     account_name = adla_account_name)
+    # Attach the ADLA
+    adla_compute = ComputeTarget.attach(
+             ws,
+             adla_compute_name,
+             attach_config
+         )
+
+    adla_compute.wait_for_completion(True)
+"""
+
+
+def _script_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+    (folder / "train.py").write_text(textwrap.dedent("""
+        from runyard.compat.azureml.core import Run
+        run = Run.get_context()
+        run.log("accuracy", 0.75)
+    """))
+    return folder
+
+
+def test_local_user_managed_sample_runs(ws: Workspace, tmp_path: Path) -> None:
+    from runyard.compat.azureml.core import Experiment, ScriptRunConfig
+
+    ns = run_sample(LOCAL_USER_MANAGED)
+    ns["run_config_system_managed"] = ns["run_config_user_managed"]
+    ns.update(ScriptRunConfig=ScriptRunConfig, script_folder=str(_script_folder(tmp_path)),
+              exp=Experiment(ws, "compat-local"))
+    ns = run_sample(SUBMIT, **ns)
+    assert ns["run"].get_status() == "Completed"
+    assert ns["run"].get_metrics() == {"accuracy": 0.75}
+
+
+def test_run_based_amlcompute_sample_is_refused_with_reason(ws: Workspace,
+                                                            tmp_path: Path) -> None:
+    from runyard.compat.azureml.core import Experiment, ScriptRunConfig
+
+    ns = run_sample(AML_RUN_BASED, ws=ws)
+    assert ns["run_config"].amlcompute.vm_size == "STANDARD_D2_V2"
+    cfg = ScriptRunConfig(str(_script_folder(tmp_path)), "train.py",
+                          run_config=ns["run_config"])
+    with pytest.raises(NotSupported, match="amlcompute.*Ray"):
+        Experiment(ws, "compat-aml").submit(cfg)
+    assert list(Experiment(ws, "compat-aml").get_runs()) == []
+
+
+@pytest.mark.parametrize("sample", [AML_PERSISTENT_BASIC, AML_PERSISTENT_ADVANCED],
+                         ids=["basic", "advanced"])
+def test_persistent_amlcompute_samples_reach_the_not_landed_kind(ws: Workspace,
+                                                                 sample: str) -> None:
+    with pytest.raises(ComputeTargetNotSupported, match="Ray"):
+        run_sample(sample, ws=ws)
+    assert ws.store.list_compute_targets() == []
+
+
+def test_remote_vm_sample_reaches_the_not_landed_kind(ws: Workspace) -> None:
+    with pytest.raises(ComputeTargetNotSupported, match="SSH"):
+        run_sample(REMOTE_ATTACH, ws=ws)
+    assert ws.store.list_compute_targets() == []
+
+
+@pytest.mark.parametrize(("sample", "cls", "missing"), [
+    (DATABRICKS, "DatabricksCompute", "databricks"), (ADLA, "AdlaCompute", "sql kind")])
+def test_pipeline_only_kind_samples_raise_not_supported(ws: Workspace, sample: str, cls: str,
+                                                        missing: str) -> None:
+    from runyard.compat.azureml.core import compute
+    from runyard.compat.azureml.core.compute_target import ComputeTargetException
+
+    with pytest.raises(NotSupported, match=missing):
+        run_sample(sample, ws=ws, ComputeTarget=compute.ComputeTarget,
+                   ComputeTargetException=ComputeTargetException, **{cls: getattr(compute, cls)})
+
+
+def test_module_tree_mirrors_azureml() -> None:
+    import runyard
+    from runyard.compat.azureml.core import (
+        ComputeTarget,
+        Environment,
+        Experiment,
+        Run,
+        RunConfiguration,
+        ScriptRunConfig,
+        Workspace,
+    )
+    from runyard.compat.azureml.core.compute import (
+        AdlaCompute,
+        AmlCompute,
+        DatabricksCompute,
+        HDInsightCompute,
+        RemoteCompute,
+    )
+    from runyard.compat.azureml.core.runconfig import DEFAULT_CPU_IMAGE, DEFAULT_GPU_IMAGE
+
+    assert Experiment is runyard.Experiment and Run is runyard.Run
+    assert ScriptRunConfig is runyard.ScriptRunConfig
+    assert RunConfiguration is runyard.RunConfiguration and Environment is runyard.Environment
+    assert issubclass(Workspace, runyard.Workspace)
+    assert DEFAULT_CPU_IMAGE.endswith("base:0.2.4") and "gpu" in DEFAULT_GPU_IMAGE
+    assert issubclass(AmlCompute, ComputeTarget) and issubclass(RemoteCompute, ComputeTarget)
+    for cls in (AdlaCompute, DatabricksCompute, HDInsightCompute):
+        with pytest.raises(NotSupported, match="does not include"):
+            cls.attach_configuration()
+    from runyard.compat.azureml.pipeline import core as pipeline_core
+    from runyard.compat.azureml.train import hyperdrive
+
+    with pytest.raises(NotSupported, match="pipelines"):
+        _ = pipeline_core.Pipeline
+    with pytest.raises(NotSupported, match="sweeps"):
+        _ = hyperdrive.HyperDriveConfig
+
+
+def test_azure_workspace_constructor_and_ignored_arguments(ws: Workspace,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    from runyard.compat.azureml.core import Workspace as AzWorkspace
+
+    monkeypatch.chdir(tmp_path)
+    opened = AzWorkspace("sub-id", "my-rg", "compat", auth=object())
+    assert opened == ws and opened.subscription_id == "sub-id"
+    assert opened.resource_group == "my-rg"
+    created = AzWorkspace.create("other", path=tmp_path / "o", subscription_id="s",
+                                 resource_group="r", location="westeurope")
+    assert created.name == "other"
+    cfg = (tmp_path / "o" / ".runyard" / "config.json").read_text()
+    import json
+
+    recorded = json.loads(cfg)["ignored_azure_arguments"]
+    assert recorded == ["location", "resource_group", "subscription_id"]  # names, not values
+    from runyard.errors import NotFound
+
+    with pytest.raises(NotFound, match="not 'elsewhere'"):
+        AzWorkspace("s", "r", "elsewhere")
+
+
+def test_script_with_compat_imports_runs_directly(tmp_path: Path) -> None:
+    script = _script_folder(tmp_path) / "train.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
+    out = subprocess.run([sys.executable, str(script)], env={**env, "PYTHONPATH": SRC},
+                         capture_output=True, text=True, check=True)
+    assert "accuracy = 0.75" in out.stdout
