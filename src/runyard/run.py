@@ -24,6 +24,7 @@ from runyard.errors import InvalidParameter, NotFound, RunFailed, RunyardError
 from runyard.runtime import context as _ctx
 
 if TYPE_CHECKING:
+    from runyard.environment import Environment
     from runyard.experiment import Experiment
     from runyard.workspace import Workspace
 
@@ -265,7 +266,7 @@ class Run:
             if recursive:
                 yield from child.get_children(True, tags, properties, type, status)
 
-    def get_environment(self) -> Any:
+    def get_environment(self) -> Environment:
         """The ``Environment`` the run was submitted with (dependencies as they were then).
 
         For a system-managed environment, the run's properties ``environment_key`` and

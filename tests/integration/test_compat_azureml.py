@@ -53,6 +53,20 @@ run_config_user_managed.environment.python.user_managed_dependencies = True
 # run_config.environment.python.interpreter_path = '/home/ninghai/miniconda3/envs/sdk2/bin/python'
 """
 
+LOCAL_SYSTEM_MANAGED = """
+from azureml.core.runconfig import RunConfiguration
+from azureml.core.conda_dependencies import CondaDependencies
+
+run_config_system_managed = RunConfiguration()
+
+run_config_system_managed.environment.python.user_managed_dependencies = False
+run_config_system_managed.auto_prepare_environment = True
+
+# Specify the conda dependencies with scikit-learn
+
+run_config_system_managed.environment.python.conda_dependencies = CondaDependencies.create(conda_packages=['scikit-learn'])
+"""
+
 SUBMIT = """
 src = ScriptRunConfig(source_directory = script_folder, script = 'train.py', run_config = run_config_system_managed)
 run = exp.submit(src)
@@ -221,6 +235,25 @@ def test_local_user_managed_sample_runs(ws: Workspace, tmp_path: Path) -> None:
     ns = run_sample(SUBMIT, **ns)
     assert ns["run"].get_status() == "Completed"
     assert ns["run"].get_metrics() == {"accuracy": 0.75}
+
+
+def test_local_system_managed_sample_builds_and_runs(ws: Workspace, tmp_path: Path) -> None:
+    from runyard.compat.azureml.core import Experiment, ScriptRunConfig
+
+    folder = _script_folder(tmp_path)
+    (folder / "train.py").write_text(textwrap.dedent("""
+        import sklearn
+        from runyard.compat.azureml.core import Run
+        Run.get_context().log("sklearn", sklearn.__version__)
+    """))
+    ns = run_sample(LOCAL_SYSTEM_MANAGED)
+    ns.update(ScriptRunConfig=ScriptRunConfig, script_folder=str(folder),
+              exp=Experiment(ws, "compat-system"))
+    ns = run_sample(SUBMIT, **ns)
+    run = ns["run"]
+    assert run.get_status() == "Completed"
+    assert run.get_metrics()["sklearn"][0].isdigit()
+    assert "environment_key" in run.get_properties()
 
 
 def test_run_based_amlcompute_sample_is_refused_with_reason(ws: Workspace,

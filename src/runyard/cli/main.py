@@ -14,6 +14,7 @@ import click
 
 from runyard import __version__
 from runyard.cli.compute import compute
+from runyard.cli.env import env
 from runyard.cli.experiments import experiment
 from runyard.cli.runs import run
 from runyard.cli.workspace import WorkspaceRef, init
@@ -57,6 +58,7 @@ cli.add_command(init)
 cli.add_command(run)
 cli.add_command(experiment)
 cli.add_command(compute)
+cli.add_command(env)
 
 
 def main(argv: list[str] | None = None) -> None:
