@@ -11,7 +11,10 @@ from runyard.cli import output
 from runyard.cli.workspace import current_workspace
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from runyard.compute.base import ComputeTarget
+    from runyard.compute.config import ComputeConfiguration
 
 
 @click.group("compute")
@@ -118,7 +121,8 @@ def create(name: str, kind: str, params: tuple[str, ...], as_json: bool,
         cls = load_kind(kind)
     except NotFound as exc:
         raise ComputeTargetInvalid("--kind", str(exc)) from None
-    make = getattr(cls, "provisioning_configuration", None)
+    make: Callable[..., ComputeConfiguration] | None = getattr(
+        cls, "provisioning_configuration", None)
     if make is None or not cls.managed:
         raise ComputeTargetInvalid("--kind", f"{kind!r} targets are attached, not created; "
                                    "use `runyard compute attach`")
@@ -149,7 +153,8 @@ def attach(name: str, kind: str, params: tuple[str, ...], password_stdin: bool, 
         cls = load_kind(kind)
     except NotFound as exc:
         raise ComputeTargetInvalid("--kind", str(exc)) from None
-    make = getattr(cls, "attach_configuration", None)
+    make: Callable[..., ComputeConfiguration] | None = getattr(
+        cls, "attach_configuration", None)
     if make is None or cls.managed:
         raise ComputeTargetInvalid("--kind", f"{kind!r} targets are created, not attached; "
                                    "use `runyard compute create`")
