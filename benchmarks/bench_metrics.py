@@ -58,8 +58,9 @@ run.log("_log_seconds", time.perf_counter() - t0)
 
 def _count_rows(ws: Workspace, run_id: str) -> int:
     with sqlite3.connect(ws.data_dir / settings.DB_FILE_NAME) as conn:
-        return int(conn.execute("SELECT count(*) FROM metrics WHERE run_id = ? AND name = ?",
-                                (run_id, "loss")).fetchone()[0])
+        return int(conn.execute(
+            "SELECT count(*) FROM metrics JOIN metric_series s ON s.id = metrics.series_id "
+            "WHERE s.run_id = ? AND s.name = ?", (run_id, "loss")).fetchone()[0])
 
 
 def _gone(pid: int) -> bool:

@@ -11,16 +11,24 @@ In one embedded (SQLite) workspace in a temp directory, measured in the same run
 * the peak RSS (``VmHWM`` from ``/proc/<pid>/status``) of the runner process
   (``python -m runyard.runtime.runner``) supervising a script that sleeps 1 s, against the peak
   RSS of a bare ``python -c "import time; time.sleep(1)"``;
-* a Ray Jobs row for the same script when ``ray`` is importable (a local head node started
-  and stopped by the benchmark); otherwise the row is skipped with a note.
+* a Ray Jobs row for the same script when ``ray`` is importable: a private local cluster
+  started by ``ray.init()`` in a helper process and stopped by its ``ray.shutdown()`` (never
+  ``ray stop``, which would end every Ray cluster of the user); otherwise the row is skipped
+  with a note.
 
 ``run(repeats)`` returns the rows; direct execution prints them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
+import os
+import select
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -92,6 +100,124 @@ def _bare_python_peak(src: Path) -> int | None:
     return _watch_peak(proc.pid, lambda: proc.poll() is not None)
 
 
+# Runs in a helper process of its own session: ray.init() starts a private local cluster
+# (dynamic GCS port, the dashboard on the port given, its own temp dir), prints the dashboard
+# address, and ray.shutdown() stops exactly that cluster when the benchmark closes stdin. The
+# benchmark never runs `ray start` / `ray stop` (which act on every Ray process of the user).
+_RAY_HELPER = """\
+import sys
+
+import ray
+from ray._private import parameter
+
+# ray.init() has no argument for the dashboard agent's HTTP port (default 52365, which another
+# cluster on this machine may hold; the job agent then never comes up): give it a free one.
+_init = parameter.RayParams.__init__
+
+
+def _params(self, *args, **kwargs):
+    kwargs.setdefault("dashboard_agent_listen_port", int(sys.argv[3]))
+    _init(self, *args, **kwargs)
+
+
+parameter.RayParams.__init__ = _params
+ctx = ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1",
+               dashboard_port=int(sys.argv[2]), _temp_dir=sys.argv[1], num_cpus=1,
+               object_store_memory=100 * 1024 * 1024, log_to_driver=False)
+print("RAY_DASHBOARD=" + (ctx.dashboard_url or ""), flush=True)
+sys.stdin.read()
+ray.shutdown()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _helper_url(helper: subprocess.Popen[bytes], timeout: float) -> str:
+    """The dashboard address the helper prints (``RAY_DASHBOARD=host:port``)."""
+    assert helper.stdout is not None
+    fd = helper.stdout.fileno()
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if not ready:
+            if helper.poll() is not None:
+                break
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        buf += chunk
+        for line in buf.decode(errors="replace").splitlines():
+            if line.startswith("RAY_DASHBOARD=") and line.split("=", 1)[1].strip():
+                return line.split("=", 1)[1].strip()
+    raise RuntimeError(f"ray.init() in the helper gave no dashboard (exit {helper.poll()})")
+
+
+def _stop_helper(helper: subprocess.Popen[bytes]) -> None:
+    """Close the helper's stdin (ray.shutdown), then end its own process group if it hangs."""
+    with contextlib.suppress(OSError):
+        if helper.stdin:
+            helper.stdin.close()
+    try:
+        helper.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(helper.pid, signal.SIGKILL)  # the group this benchmark started
+        helper.wait()
+
+
+def _ray_jobs(src: Path, repeats: int) -> tuple[list[float], str]:
+    from ray.job_submission import JobStatus, JobSubmissionClient  # noqa: PLC0415
+
+    temp = tempfile.mkdtemp(prefix="rybr-")  # short: Ray's socket paths must stay < 108 bytes
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    # A throwaway cluster on 127.0.0.1 only: no token (one would go to ~/.ray/auth_token).
+    env["RAY_AUTH_MODE"] = "disabled"
+    ports = [str(_free_port()), str(_free_port())]  # dashboard, dashboard agent
+    helper = subprocess.Popen([sys.executable, "-c", _RAY_HELPER, temp, *ports],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, bufsize=0, env=env,
+                              start_new_session=True)
+    try:
+        url = _helper_url(helper, timeout=180)
+        client = JobSubmissionClient(f"http://{url}")
+        for name in ("ray", "ray.dashboard.modules.dashboard_sdk",
+                     "ray._private.runtime_env.packaging"):  # no "Uploading package" per job
+            logging.getLogger(name).setLevel(logging.WARNING)
+        done = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+
+        def job() -> float:
+            t0 = time.perf_counter()
+            job_id = client.submit_job(entrypoint=f"{sys.executable} script.py",
+                                       runtime_env={"working_dir": str(src)})
+            while (status := client.get_job_status(job_id)) not in done:
+                time.sleep(0.01)
+            if status != JobStatus.SUCCEEDED:
+                raise RuntimeError(f"ray job {job_id} ended {status}")
+            return (time.perf_counter() - t0) * 1000
+
+        deadline = time.monotonic() + 120
+        while True:  # warm-up; the job agent comes up a while after the dashboard
+            try:
+                job()
+                break
+            except RuntimeError as exc:
+                if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        import ray  # noqa: PLC0415
+
+        return [job() for _ in range(repeats)], ray.__version__
+    finally:
+        _stop_helper(helper)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 def _ray_row(src: Path, repeats: int) -> dict[str, Any]:
     row: dict[str, Any] = {"benchmark": "submit-to-Completed vs Ray Jobs (print('hi'))",
                            "unit": "ms", "runyard": None, "peer_name": "Ray Jobs", "peer": None}
@@ -99,39 +225,16 @@ def _ray_row(src: Path, repeats: int) -> dict[str, Any]:
         row["note"] = "skipped: Ray is not installed in this environment (not installed by the " \
                       "benchmark)"
         return row
-    ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
     try:
-        from ray.job_submission import JobStatus, JobSubmissionClient  # noqa: PLC0415
-    except ImportError as exc:
-        row["note"] = f"skipped: ray.job_submission unavailable ({exc}); needs ray[default]"
-        return row
-    started = False
-    try:
-        subprocess.run([ray_bin, "start", "--head", "--disable-usage-stats",
-                        "--include-dashboard=true"], check=True, capture_output=True,
-                       timeout=180)
-        started = True
-        client = JobSubmissionClient("http://127.0.0.1:8265")
-        done = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
-        times = []
-        for i in range(repeats + 1):
-            t0 = time.perf_counter()
-            job = client.submit_job(entrypoint=f"{sys.executable} script.py",
-                                    runtime_env={"working_dir": str(src)})
-            while (status := client.get_job_status(job)) not in done:
-                time.sleep(0.01)
-            if status != JobStatus.SUCCEEDED:
-                raise RuntimeError(f"ray job {job} ended {status}")
-            if i:  # the first job is the warm-up
-                times.append((time.perf_counter() - t0) * 1000)
-        row["peer"] = round(statistics.median(times), 1)
-        row["note"] = "local head node; JobSubmissionClient.submit_job until SUCCEEDED, " \
-                      "polled every 10 ms"
+        times, version = _ray_jobs(src, repeats)
     except Exception as exc:  # optional row: report why it is empty, keep the others
         row["note"] = f"skipped: Ray Jobs failed: {type(exc).__name__}: {exc}"[:200]
-    finally:
-        if started:
-            subprocess.run([ray_bin, "stop", "--force"], capture_output=True, timeout=120)
+        return row
+    row["peer_name"] = f"Ray {version} Jobs"
+    row["peer"] = round(statistics.median(times), 1)
+    row["note"] = (f"median of {len(times)} after 1 warm-up; private local cluster (ray.init, "
+                   "1 CPU); JobSubmissionClient.submit_job (working_dir upload) until "
+                   "SUCCEEDED, polled every 10 ms")
     return row
 
 

@@ -122,6 +122,36 @@ class MetricRow:
 
 
 @dataclass
+class MetricSeries:
+    """Many values of one metric of one run, column-wise (the fast ingest path).
+
+    ``values[i]`` is set for numeric scalars, else ``values_json[i]`` holds the JSON text.
+    """
+
+    run_id: str
+    name: str
+    kind: str
+    steps: list[int]
+    values: list[float | None]
+    values_json: list[str | None]
+    ts: list[float]
+
+    @classmethod
+    def from_rows(cls, run_id: str, rows: list[MetricRow]) -> list[MetricSeries]:
+        """Group row-form metrics by (name, kind)."""
+        out: dict[tuple[str, str], MetricSeries] = {}
+        for r in rows:
+            s = out.get((r.name, r.kind))
+            if s is None:
+                s = out[(r.name, r.kind)] = cls(run_id, r.name, r.kind, [], [], [], [])
+            s.steps.append(r.step)
+            s.values.append(r.value)
+            s.values_json.append(r.value_json)
+            s.ts.append(r.ts)
+        return list(out.values())
+
+
+@dataclass
 class FileRecord:
     """An artifact of a run, stored under the run's artifact folder."""
 

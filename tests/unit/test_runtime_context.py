@@ -200,8 +200,10 @@ def spool_events(run: LiveRun) -> list[dict[str, Any]]:
 
 
 def metric_rows(events: list[dict[str, Any]], run_id: str | None = None) -> list[list[Any]]:
-    return [row[:4] for e in events if e["type"] == "metrics"
-            and (run_id is None or e["run_id"] == run_id) for row in e["rows"]]
+    """``[name, kind, step, value]`` rows of the (column-wise) metrics events."""
+    return [[e["name"], e["kind"], step, value] for e in events if e["type"] == "metrics"
+            and (run_id is None or e["run_id"] == run_id)
+            for step, value in zip(e["steps"], e["values"], strict=True)]
 
 
 def test_live_run_metrics(live: LiveRun) -> None:
@@ -377,9 +379,9 @@ def test_metric_rows_are_batched(live: LiveRun) -> None:
     live.flush()
     batches = [e for e in spool_events(live) if e["type"] == "metrics"]
     assert 1 <= len(batches) <= 20, len(batches)
-    steps = sorted(row[2] for e in batches for row in e["rows"])
+    steps = sorted(s for e in batches for s in e["steps"])
     assert steps == list(range(n))
-    assert max(len(e["rows"]) for e in batches) <= ctx._FLUSH_ROWS
+    assert max(len(e["steps"]) for e in batches) <= ctx._FLUSH_ROWS
 
 
 def test_numpy_scalars_are_logged_as_python_values(live: LiveRun) -> None:

@@ -81,7 +81,9 @@ class _Tracker:
 
     def __init__(self, writer: SpoolWriter) -> None:
         self.writer = writer
-        self._rows: list[list[Any]] = []
+        # (run id, metric name, kind) -> [steps, values, times]: column-wise, cheap to encode
+        self._series: dict[tuple[str, str, str], tuple[list[int], list[Any], list[float]]] = {}
+        self._count = 0
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
         self._closed = False
@@ -91,26 +93,29 @@ class _Tracker:
 
     def add_row(self, run_id: str, name: str, kind: str, step: int, value: Any) -> None:
         with self._lock:
-            self._rows.append([run_id, name, kind, step, value, time.time()])
-            n = len(self._rows)
-        if n >= _FLUSH_ROWS:
+            cols = self._series.get((run_id, name, kind))
+            if cols is None:
+                cols = self._series[(run_id, name, kind)] = ([], [], [])
+            cols[0].append(step)
+            cols[1].append(value)
+            cols[2].append(time.time())
+            self._count += 1
+            full = self._count >= _FLUSH_ROWS
+        if full:
             self.flush()
 
     def flush(self) -> None:
         with self._lock:
-            rows, self._rows = self._rows, []
+            series, self._series = self._series, {}
+            self._count = 0
             self._last_flush = time.monotonic()
-        if not rows:
-            return
-        by_run: dict[str, list[list[Any]]] = {}
-        for r in rows:
-            by_run.setdefault(r[0], []).append(r[1:])
-        for run_id, rws in by_run.items():
-            self.writer.emit("metrics", run_id=run_id, rows=rws)
+        for (run_id, name, kind), (steps, values, times) in series.items():
+            self.writer.emit("metrics", run_id=run_id, name=name, kind=kind, steps=steps,
+                             values=values, times=times)
 
     def _flusher(self) -> None:
         while not self._stop.wait(_FLUSH_SECONDS):
-            if self._rows:
+            if self._count:
                 self.flush()
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ idempotently: the offset is committed in the same transaction as what the lines 
 Event types:
 
 ``status``    ``{"status": "Running", "cause": "...", "error": {...}?}``
-``metrics``   ``{"rows": [[name, kind, step, value, ts], ...]}``
+``metrics``   ``{"name": ..., "kind": ..., "steps": [...], "values": [...], "times": [...]}``
 ``tags``      ``{"tags": {"k": "v" | None}}``
 ``properties`` ``{"properties": {"k": "v"}}``
 ``files``     ``{"files": [[artifact_name, size], ...]}``
@@ -70,15 +70,22 @@ def list_streams(spool_dir: str | os.PathLike[str]) -> list[str]:
     return sorted(names, key=lambda n: (not n.startswith("runner"), n))
 
 
-def read_chunk(path: str | os.PathLike[str], offset: int, limit: int = 64 << 20) -> bytes:
-    """Return the complete lines of ``path`` from ``offset`` (at most about ``limit`` bytes)."""
+def read_chunk(path: str | os.PathLike[str], offset: int, limit: int = 16 << 20) -> bytes:
+    """Return the complete lines of ``path`` from ``offset`` (about ``limit`` bytes; more when
+    one line is longer than that)."""
     try:
         with open(path, "rb") as fh:
             fh.seek(offset)
             data = fh.read(limit)
+            end = data.rfind(b"\n")
+            while end < 0 and len(data) >= limit:  # one line longer than the limit
+                more = fh.read(limit)
+                if not more:
+                    break
+                data += more
+                end = data.rfind(b"\n")
     except FileNotFoundError:
         return b""
-    end = data.rfind(b"\n")
     return data[: end + 1] if end >= 0 else b""
 
 

@@ -17,6 +17,7 @@ from runyard.entities import (
     ExperimentRecord,
     FileRecord,
     MetricRow,
+    MetricSeries,
     RunEvent,
     RunRecord,
     RunStatus,
@@ -42,6 +43,7 @@ class IngestBatch:
     offsets: dict[str, tuple[int, int]] = field(default_factory=dict)  # stream -> (from, to)
     children: list[RunRecord] = field(default_factory=list)
     metrics: list[tuple[str, MetricRow]] = field(default_factory=list)
+    metric_series: list[MetricSeries] = field(default_factory=list)
     tags: list[tuple[str, dict[str, str | None]]] = field(default_factory=list)
     properties: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     files: list[FileRecord] = field(default_factory=list)

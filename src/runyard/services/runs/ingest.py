@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from runyard.entities import FileRecord, MetricRow, RunRecord, RunStatus
+from runyard.entities import FileRecord, MetricRow, MetricSeries, RunRecord, RunStatus
 from runyard.runtime.spool import parse_lines
 from runyard.store.base import IngestBatch, Transition
 
@@ -17,6 +17,25 @@ def _metric(row: list[Any]) -> MetricRow:
         return MetricRow(str(name), kind, int(step), float(value), None, float(ts))
     return MetricRow(str(name), str(kind), int(step), None,
                      json.dumps(value, separators=(",", ":")), float(ts))
+
+
+def metric_series(run_id: str, ev: dict[str, Any]) -> MetricSeries | None:
+    """The values of one ``metrics`` event, column-wise; None when the event is malformed."""
+    steps, values, times = ev.get("steps"), ev.get("values"), ev.get("times")
+    if not (isinstance(steps, list) and isinstance(values, list) and isinstance(times, list)
+            and len(steps) == len(values) == len(times)):
+        return None
+    kind = str(ev.get("kind", "scalar"))
+    n = len(values)
+    if kind == "scalar" and all(type(v) is float or type(v) is int for v in values):
+        return MetricSeries(run_id, str(ev.get("name")), kind, steps, values, [None] * n, times)
+    nums: list[float | None] = []
+    texts: list[str | None] = []
+    for v in values:
+        row = _metric(["", kind, 0, v, 0.0])
+        nums.append(row.value)
+        texts.append(row.value_json)
+    return MetricSeries(run_id, str(ev.get("name")), kind, steps, nums, texts, times)
 
 
 def build_batch(parent: RunRecord, chunks: dict[str, tuple[int, bytes]]) -> IngestBatch:
@@ -34,7 +53,9 @@ def _apply(parent: RunRecord, ev: dict[str, Any], batch: IngestBatch) -> None:
     kind = ev.get("type")
     ts = float(ev.get("ts") or time.time())
     if kind == "metrics":
-        batch.metrics.extend((run_id, _metric(r)) for r in ev.get("rows", ()))
+        series = metric_series(run_id, ev)
+        if series is not None:
+            batch.metric_series.append(series)
     elif kind == "status":
         try:
             status = RunStatus(str(ev.get("status")))

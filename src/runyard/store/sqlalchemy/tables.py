@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -84,18 +85,26 @@ run_properties = Table(
     Column("value", Text, nullable=False),
 )
 
+# One row per (run, metric name, kind); the values refer to it, which keeps them small.
+metric_series = Table(
+    "metric_series", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(512), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),
+    UniqueConstraint("run_id", "name", "kind", name="uq_metric_series"),
+)
+
 metrics = Table(
     "metrics", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
            autoincrement=True),
-    Column("run_id", String(512), nullable=False),
-    Column("name", String(255), nullable=False),
-    Column("kind", String(16), nullable=False),
+    Column("series_id", Integer, ForeignKey("metric_series.id"), nullable=False),
     Column("step", BigInteger, nullable=False),
     Column("value", Float, nullable=True),
     Column("value_json", Text, nullable=True),
     Column("ts", Float, nullable=False),
-    Index("ix_metrics_run_name", "run_id", "name"),
+    Index("ix_metrics_series_step", "series_id", "step"),
 )
 
 run_files = Table(

@@ -22,19 +22,26 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
     )
-    op.create_table('metrics',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    op.create_table('metric_series',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.String(length=512), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('run_id', 'name', 'kind', name='uq_metric_series')
+    )
+    op.create_table('metrics',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('series_id', sa.Integer(), nullable=False),
     sa.Column('step', sa.BigInteger(), nullable=False),
     sa.Column('value', sa.Float(), nullable=True),
     sa.Column('value_json', sa.Text(), nullable=True),
     sa.Column('ts', sa.Float(), nullable=False),
+    sa.ForeignKeyConstraint(['series_id'], ['metric_series.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('metrics', schema=None) as batch_op:
-        batch_op.create_index('ix_metrics_run_name', ['run_id', 'name'], unique=False)
+        batch_op.create_index('ix_metrics_series_step', ['series_id', 'step'], unique=False)
 
     op.create_table('run_attempts',
     sa.Column('run_id', sa.String(length=512), nullable=False),
@@ -126,8 +133,9 @@ def downgrade() -> None:
     op.drop_table('run_events')
     op.drop_table('run_attempts')
     with op.batch_alter_table('metrics', schema=None) as batch_op:
-        batch_op.drop_index('ix_metrics_run_name')
+        batch_op.drop_index('ix_metrics_series_step')
 
     op.drop_table('metrics')
+    op.drop_table('metric_series')
     op.drop_table('experiments')
 
