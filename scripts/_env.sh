@@ -85,7 +85,7 @@ runyard_env() {
         if [[ -n "$use_uv" ]]; then
             uv pip install -q --python "$venv/bin/python" -e ".[$extras]" >&2 || return 1
         else
-            [[ -x "$venv/bin/pip" ]] || "$venv/bin/python" -m ensurepip -q >&2 || return 1
+            [[ -x "$venv/bin/pip" ]] || "$venv/bin/python" -m ensurepip >&2 || return 1
             "$venv/bin/python" -m pip install -q --disable-pip-version-check \
                 -e ".[$extras]" >&2 || return 1
         fi
@@ -96,4 +96,20 @@ runyard_env() {
     export VIRTUAL_ENV="$venv"
     export PATH="$venv/bin:$PATH"
     unset PYTHONHOME
+}
+
+# Installs torch 2.13.0 into .venv when it is missing (the DDP test of the cluster kind needs
+# it). Always with pip: pip reads this machine's pip config (find-links to the CPU wheel on
+# disk); uv does not and would download a CUDA build of several GB. A uv-made venv has no pip:
+# ensurepip adds it. Call after runyard_env.
+runyard_torch() {
+    local venv="$RUNYARD_ROOT/.venv" t0
+    "$venv/bin/python" -c 'import torch' 2>/dev/null && return 0
+    t0=$(_ry_now)
+    "$venv/bin/python" -m pip --version >/dev/null 2>&1 \
+        || "$venv/bin/python" -m ensurepip >/dev/null 2>&1 || return 1
+    _ry_log "pip install torch==2.13.0 (CPU wheel from pip's find-links when present)"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check torch==2.13.0 >&2 \
+        || return 1
+    _ry_log "torch installed in $(_ry_since "$t0")"
 }

@@ -18,7 +18,8 @@ from runyard.environment import (
 from runyard.errors import InvalidParameter, NotFound
 from runyard.naming import check_runconfig_name
 
-__all__ = ["DEFAULT_CPU_IMAGE", "DEFAULT_GPU_IMAGE", "HistoryConfiguration", "RunConfiguration",
+__all__ = ["DEFAULT_CPU_IMAGE", "DEFAULT_GPU_IMAGE", "HistoryConfiguration", "MpiConfiguration",
+           "PyTorchConfiguration", "ResourceConfiguration", "RunConfiguration",
            "ScriptRunConfig"]
 
 FRAMEWORKS = ("Python", "PySpark", "CNTK", "TensorFlow", "PyTorch")
@@ -52,6 +53,53 @@ class AmlComputeConfiguration(_Section):
     _name: str | None = None
     _cluster_max_node_count: int = 1
 
+    _KEYS = {"vmSize": "vm_size", "vmPriority": "vm_priority", "retainCluster": "_retain_cluster",
+             "name": "_name", "clusterMaxNodeCount": "_cluster_max_node_count"}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``.runconfig`` layout (Azure's camelCase keys)."""
+        return {k: getattr(self, f) for k, f in self._KEYS.items()}
+
+    @classmethod
+    def _from(cls, data: dict[str, Any] | None, where: str) -> Any:
+        if data is not None and not isinstance(data, dict):
+            raise InvalidParameter(where, "must be a mapping of settings")
+        out = cls()
+        for key, value in (data or {}).items():
+            if key not in cls._KEYS:
+                raise InvalidParameter(f"{where}.{key}", "unknown key; expected one of "
+                                       f"{', '.join(cls._KEYS)}")
+            setattr(out, cls._KEYS[key], value)
+        return out
+
+
+@dataclass
+class MpiConfiguration(_Section):
+    """Distributed runs (Azure ML ``MpiConfiguration``): processes per node, node count."""
+
+    process_count_per_node: int = 1
+    node_count: int = 1
+
+
+class PyTorchConfiguration:
+    """Azure ML's ``PyTorchConfiguration`` (``distributed_job_config``): ``process_count`` in
+    all, over ``node_count`` nodes; RANK, WORLD_SIZE, MASTER_ADDR... are set for each process."""
+
+    def __init__(self, communication_backend: str = "Nccl", process_count: int | None = None,
+                 node_count: int = 1) -> None:
+        self.communication_backend = communication_backend
+        self.process_count = process_count
+        self.node_count = node_count
+
+
+@dataclass
+class ResourceConfiguration(_Section):
+    """What one node of a run asks for on a cluster; None: a whole node of its ``vm_size``."""
+
+    cpu: float | None = None
+    gpu: int | None = None
+    memory_gb: float | None = None
+
 
 _FIELDS = ("script", "arguments", "target", "framework", "communicator",
            "auto_prepare_environment", "max_run_duration_seconds", "node_count", "command")
@@ -83,6 +131,8 @@ class RunConfiguration:
             self.environment.python.conda_dependencies = conda_dependencies
         self.history = HistoryConfiguration()
         self.amlcompute = AmlComputeConfiguration()
+        self.mpi = MpiConfiguration()
+        self.resources = ResourceConfiguration()
         object.__setattr__(self, "_ready", True)
 
     _ready: bool
@@ -92,7 +142,8 @@ class RunConfiguration:
             name = "auto_prepare_environment"
         if name == "framework" and isinstance(value, str):
             value = _FRAMEWORK_NAMES.get(value.lower(), value)
-        if self._ready and name not in (*_FIELDS, "environment", "history", "amlcompute"):
+        if self._ready and name not in (*_FIELDS, "environment", "history", "amlcompute",
+                                        "mpi", "resources"):
             raise AttributeError(f"RunConfiguration has no setting {name!r}")
         if name == "target" and not isinstance(value, str):
             value = getattr(value, "name", value)  # a ComputeTarget object stores its name
@@ -115,11 +166,20 @@ class RunConfiguration:
             raise InvalidParameter("max_run_duration_seconds", "must be a positive number")
         if not isinstance(self.target, str) or not self.target:
             raise InvalidParameter("target", "must name a compute target, e.g. 'local'")
-        if self.target == "amlcompute":
-            from runyard.compute.cluster import NOT_LANDED  # noqa: PLC0415
-            from runyard.errors import NotSupported  # noqa: PLC0415
+        procs = self.mpi.process_count_per_node
+        if not isinstance(procs, int) or isinstance(procs, bool) or procs < 1:
+            raise InvalidParameter("mpi.process_count_per_node", "must be an integer of 1 or "
+                                   "more")
+        for key in ("cpu", "gpu", "memory_gb"):
+            value = getattr(self.resources, key)
+            if value is not None and (not isinstance(value, (int, float))
+                                      or isinstance(value, bool) or value <= 0):
+                raise InvalidParameter(f"resources.{key}", "must be a positive number (or "
+                                       "None for a whole node)")
+        if self.target == "amlcompute":  # a cluster made for this run (run-based creation)
+            from runyard.compute.cluster import check_run_based  # noqa: PLC0415
 
-            raise NotSupported(f"target 'amlcompute' (a cluster made for this run): {NOT_LANDED}")
+            check_run_based(self)
         if not isinstance(self.arguments, list):
             raise InvalidParameter("arguments", "must be a list")
 
@@ -132,6 +192,8 @@ class RunConfiguration:
             "autoPrepareEnvironment": self.auto_prepare_environment,
             "maxRunDurationSeconds": self.max_run_duration_seconds, "nodeCount": self.node_count,
             "environment": self.environment.to_dict(), "history": self.history.to_dict(),
+            "mpi": self.mpi.to_dict(), "resources": self.resources.to_dict(),
+            "amlcompute": self.amlcompute.to_dict(),
         }
 
     @classmethod
@@ -162,6 +224,12 @@ class RunConfiguration:
                 rc.environment = Environment.from_dict(value)
             elif name == "history":
                 rc.history = HistoryConfiguration._from(value, "history")
+            elif name == "mpi":
+                rc.mpi = MpiConfiguration._from(value, "mpi")
+            elif name == "resources":
+                rc.resources = ResourceConfiguration._from(value, "resources")
+            elif name == "amlcompute":
+                rc.amlcompute = AmlComputeConfiguration._from(value, "amlcompute")
             elif name == "arguments":
                 if value is not None and not isinstance(value, list):
                     raise InvalidParameter(f"runconfig.{key}", "must be a list of arguments, "
@@ -169,8 +237,8 @@ class RunConfiguration:
                 rc.arguments = list(value or [])
             elif name in _FIELDS:
                 setattr(rc, name, value)
-            elif key in ("spark", "hdi", "tensorflow", "mpi", "pytorch", "dataReferences",
-                         "sourceDirectoryDataStore", "amlcompute", "containerInstance",
+            elif key in ("spark", "hdi", "tensorflow", "pytorch", "dataReferences",
+                         "sourceDirectoryDataStore", "containerInstance",
                          "batchai", "data", "outputData", "datacaches", "docker",
                          "environmentVariables", "priority", "credentialPassthrough"):
                 continue  # sections owned by later issues / Azure only: accepted, ignored
@@ -246,6 +314,21 @@ class ScriptRunConfig:
             self.run_config.environment = environment
         if max_run_duration_seconds is not None:
             self.run_config.max_run_duration_seconds = max_run_duration_seconds
+        dist = azure_only.get("distributed_job_config")
+        if isinstance(dist, MpiConfiguration):
+            self.run_config.mpi = copy.deepcopy(dist)
+            self.run_config.node_count = dist.node_count
+        elif isinstance(dist, PyTorchConfiguration):
+            nodes = max(1, int(dist.node_count or 1))
+            self.run_config.node_count = nodes
+            total = dist.process_count or nodes
+            if total % nodes:
+                raise InvalidParameter("distributed_job_config", f"process_count ({total}) "
+                                       f"must be a multiple of node_count ({nodes})")
+            self.run_config.mpi.process_count_per_node = total // nodes
+        elif dist is not None:
+            raise InvalidParameter("distributed_job_config", "give an MpiConfiguration or a "
+                                   "PyTorchConfiguration")
 
     def effective_run_config(self) -> RunConfiguration:
         """A copy of ``run_config`` with script/arguments/command overridden from here."""

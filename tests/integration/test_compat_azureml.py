@@ -12,13 +12,14 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from runyard import Workspace
-from runyard.errors import ComputeTargetNotSupported, NotSupported
+from runyard.errors import NotSupported
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -256,32 +257,104 @@ def test_local_system_managed_sample_builds_and_runs(ws: Workspace, tmp_path: Pa
     assert "environment_key" in run.get_properties()
 
 
-def test_run_based_amlcompute_sample_is_refused_with_reason(ws: Workspace,
-                                                            tmp_path: Path) -> None:
+def test_run_based_amlcompute_sample_runs_on_a_cluster_made_for_it(ws: Workspace,
+                                                                   tmp_path: Path) -> None:
+    pytest.importorskip("ray")
     from runyard.compat.azureml.core import Experiment, ScriptRunConfig
+    from runyard.compute.ray import head as headmod
 
     ns = run_sample(AML_RUN_BASED, ws=ws)
     assert ns["run_config"].amlcompute.vm_size == "STANDARD_D2_V2"
     cfg = ScriptRunConfig(str(_script_folder(tmp_path)), "train.py",
                           run_config=ns["run_config"])
-    with pytest.raises(NotSupported, match="amlcompute.*Ray"):
-        Experiment(ws, "compat-aml").submit(cfg)
-    assert list(Experiment(ws, "compat-aml").get_runs()) == []
+    run = Experiment(ws, "compat-aml").submit(cfg)
+    name = run.get_details()["target"]
+    hs = ws.get_target(name).head_state()  # type: ignore[attr-defined]
+    try:
+        assert run.wait_for_completion(timeout=180)["status"] == "Completed"
+        assert name not in ws.compute_targets  # the cluster went with its run
+    finally:
+        if name in ws.compute_targets:
+            ws.get_target(name).delete(force=True)
+        headmod.stop_processes(hs.uid, hs.sid)
 
 
 @pytest.mark.parametrize("sample", [AML_PERSISTENT_BASIC, AML_PERSISTENT_ADVANCED],
                          ids=["basic", "advanced"])
-def test_persistent_amlcompute_samples_reach_the_not_landed_kind(ws: Workspace,
-                                                                 sample: str) -> None:
-    with pytest.raises(ComputeTargetNotSupported, match="Ray"):
-        run_sample(sample, ws=ws)
+def test_persistent_amlcompute_samples_create_a_ray_cluster(ws: Workspace,
+                                                            sample: str) -> None:
+    pytest.importorskip("ray")
+    from runyard.compute.cluster import ClusterCompute
+
+    try:
+        ns = run_sample(sample, ws=ws)
+        cluster = ns["cpu_cluster"]
+        assert isinstance(cluster, ClusterCompute)
+        st = cluster.get_status()
+        assert st.provisioning_state == "Succeeded", st.errors
+        assert cluster.config["vm_size"] == "STANDARD_D2_V2" and cluster.config["max_nodes"] == 4
+        if sample is AML_PERSISTENT_ADVANCED:
+            assert cluster.config["vm_priority"] == "lowpriority"
+            assert cluster.config["idle_seconds_before_scaledown"] == 300
+        again = run_sample(sample, ws=ws)  # the sample's lookup finds it now
+        assert again["cpu_cluster"].name == "cpucluster"
+    finally:
+        for rec in ws.store.list_compute_targets():
+            ws.get_target(rec.name).delete(force=True)
     assert ws.store.list_compute_targets() == []
 
 
-def test_remote_vm_sample_reaches_the_not_landed_kind(ws: Workspace) -> None:
-    with pytest.raises(ComputeTargetNotSupported, match="SSH"):
-        run_sample(REMOTE_ATTACH, ws=ws)
-    assert ws.store.list_compute_targets() == []
+@pytest.fixture(scope="module")
+def ssh_host() -> Iterator[Any]:
+    """The test SSH host of tests/integration/sshhost.py (a network namespace)."""
+    from sshhost import missing_tools, start_host, stop_host
+
+    from runyard.compute.ssh.connection import POOL
+
+    if missing_tools():
+        pytest.fail(f"the remote-VM sample needs {', '.join(missing_tools())} (scripts/test "
+                    "installs openssh-server)", pytrace=False)
+    host = start_host()
+    try:
+        yield host
+    finally:
+        POOL.close_all()
+        stop_host(host)
+
+
+def test_remote_vm_sample_attaches_the_test_host(ws: Workspace, ssh_host: Any, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from runyard.compat.azureml.core import Experiment, ScriptRunConfig
+    from runyard.compat.azureml.core.compute_target import ComputeTargetException
+
+    home = tmp_path / "home"  # ~/.ssh/known_hosts, as the sample relies on, knows the host
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "known_hosts").write_text(ssh_host.known_hosts.read_text())
+    monkeypatch.setenv("HOME", str(home))
+    sample = (REMOTE_ATTACH.replace('"ipaddress"', repr(ssh_host.address))
+              .replace("ssh_port=22,", f"ssh_port={ssh_host.port},", 1)
+              .replace("'username'", repr(ssh_host.username))
+              .replace('"password"', repr(ssh_host.password)))
+    ns = run_sample(sample, ws=ws)
+    assert "attach-dsvm: Succeeded" in capsys.readouterr().out
+    compute = ns["compute"]
+    assert compute.config["host_key"] == ssh_host.host_key_line
+    rc = ns["attach_config"]
+    folder = tmp_path / "remote-scripts"  # the host has the runtime bundle (runyard.Run)
+    folder.mkdir()
+    (folder / "train.py").write_text("from runyard import Run\n"
+                                     "Run.get_context().log('accuracy', 0.75)\n")
+    cfg = ScriptRunConfig(str(folder), "train.py", compute_target="attach-dsvm")
+    run = Experiment(ws, "compat-remote").submit(cfg)
+    assert run.wait_for_completion()["status"] == "Completed"
+    assert run.get_metrics() == {"accuracy": 0.75}
+    assert "password" not in repr(rc) or "***" in repr(rc)
+    bad = sample.replace(repr(ssh_host.password), "'wrong-password'").replace(
+        "attach-dsvm", "attach-bad")
+    with pytest.raises(ComputeTargetException, match="wrong password"):
+        run_sample(bad, ws=ws)
+    assert [r.name for r in ws.store.list_compute_targets()] == ["attach-dsvm"]
 
 
 @pytest.mark.parametrize(("sample", "cls", "missing"), [

@@ -23,6 +23,7 @@ from runyard.errors import (
     ComputeTargetNotFound,
     ComputeTargetNotSupported,
     NotSupported,
+    TargetUnavailable,
 )
 from runyard.secrets import ENV_CONFIG_HOME, Secret, SecretBox, SecretError
 from runyard.store.base import RunFilter
@@ -78,11 +79,14 @@ def test_cluster_configuration_errors_name_the_field(kwargs: dict[str, object],
         ClusterCompute.provisioning_configuration(**kwargs)
 
 
-def test_cluster_kind_not_landed_is_refused_after_validation(ws: Workspace) -> None:
+@pytest.mark.parametrize("provider", ["azure", "aws", "gcp", "kubernetes"])
+def test_cloud_cluster_providers_are_refused_after_validation(ws: Workspace,
+                                                              provider: str) -> None:
     cfg = ClusterCompute.provisioning_configuration(vm_size="standard_d2_v2", max_nodes=2,
-                                                    idle_seconds_before_scaledown="300")
+                                                    idle_seconds_before_scaledown="300",
+                                                    provider=provider)
     assert cfg.vm_size == "STANDARD_D2_V2" and cfg.idle_seconds_before_scaledown == 300
-    with pytest.raises(ComputeTargetNotSupported, match="Ray"):
+    with pytest.raises(ComputeTargetNotSupported, match="credentials"):
         ComputeTarget.create(ws, "cpu-cluster", cfg)
     assert stored(ws) == []
     sizes = {s["name"]: s for s in ClusterCompute.supported_vmsizes(ws)}
@@ -111,12 +115,22 @@ def test_remote_injection_payloads_are_refused(ws: Workspace, field: str, value:
         RemoteCompute.attach_configuration(**kwargs)
 
 
-def test_remote_kind_not_landed_stores_nothing(ws: Workspace) -> None:
-    cfg = RemoteCompute.attach_configuration(address="127.0.0.1", ssh_port=2222,
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_remote_attach_to_an_unreachable_host_stores_nothing(ws: Workspace) -> None:
+    port = _closed_port()  # nothing listens there (tests/integration/test_remote_ssh.py: sshd)
+    cfg = RemoteCompute.attach_configuration(address="127.0.0.1", ssh_port=port,
                                              username="me", password=CANARY)
     assert CANARY not in repr(cfg) and CANARY not in str(cfg.to_config())
-    with pytest.raises(ComputeTargetNotSupported, match="SSH"):
+    with pytest.raises(TargetUnavailable, match=f"cannot reach 127.0.0.1 port {port}") as err:
         ComputeTarget.attach(ws, "vm-1", cfg)
+    assert CANARY not in str(err.value)
     assert stored(ws) == []
 
 
@@ -260,10 +274,11 @@ def test_cli_compute_commands(ws: Workspace, tmp_path: Path) -> None:
     assert "unknown compute kind" in bad.stderr
     proc = subprocess.run([sys.executable, "-m", "runyard.cli", "-w", str(ws.path), "compute",
                            "attach", "vm-1", "--kind", "remote", "--address", "127.0.0.1",
-                           "--username", "me", "--password-stdin"], input=CANARY + "\n",
+                           "--ssh-port", str(_closed_port()), "--username", "me",
+                           "--password-stdin"], input=CANARY + "\n",
                           capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 2 and CANARY not in proc.stderr + proc.stdout
-    assert "not included" in proc.stderr
+    assert "cannot reach 127.0.0.1" in proc.stderr
     cli("compute", "detach", "cpu-pool", code=2)
     cli("compute", "delete", "cpu-pool")
     assert [t["name"] for t in json.loads(cli("compute", "list", "--json").stdout)] == ["local"]

@@ -25,3 +25,11 @@ def test_bundle_lists_existing_files_and_has_a_stable_digest(tmp_path: Path) -> 
     root = write_bundle(tmp_path / "b")
     assert all((root / "runyard" / rel).is_file() for rel in BUNDLE_FILES)
     assert bundle_digest() == bundle_digest() and len(bundle_digest()) == 16
+
+
+def test_ported_azure_scripts_find_run_in_the_bundle(tmp_path: Path) -> None:
+    write_bundle(tmp_path / "lib")
+    code = ("from runyard.compat.azureml.core import Run; Run.get_context().log('y', 2)")
+    out = subprocess.run([sys.executable, "-S", "-c", code], env={"PYTHONPATH": str(tmp_path /
+                         "lib")}, capture_output=True, text=True, check=True)
+    assert "y = 2" in out.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -160,7 +161,7 @@ def attach(name: str, kind: str, params: tuple[str, ...], password_stdin: bool, 
                                    "use `runyard compute create`")
     settings = _settings(params, **flags)
     if password_stdin:
-        settings["password"] = click.get_text_stream("stdin").readline().rstrip("\n")
+        settings["password"] = sys.stdin.readline().rstrip("\r\n")
     target = ComputeTarget.attach(current_workspace(), name, make(**settings))
     _show(target, as_json)
 

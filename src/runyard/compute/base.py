@@ -62,6 +62,11 @@ class JobSpec:
     #: builds it with ``runyard.runtime.envbuild`` and replaces ``envbuild.ENV_PYTHON`` in
     #: ``command`` with the environment's interpreter.
     environment: dict[str, Any] | None = None
+    #: Processes per node (``mpi.process_count_per_node``) for distributed runs.
+    process_count_per_node: int = 1
+    #: What one node of the run asks for: ``cpu``, ``gpu``, ``memory_gb`` (empty: the target's
+    #: default, e.g. a whole node of a cluster).
+    resources: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form."""
@@ -74,6 +79,12 @@ class JobEvents:
 
     chunks: dict[str, tuple[int, bytes]]  # stream -> (from offset, bytes of complete lines)
     alive: bool
+    #: Why the job is no longer alive, when the target knows better than "the runner vanished"
+    #: (for example: its host stayed unreachable past the target's timeout).
+    reason: str | None = None
+    #: Set when the attempt was lost to something outside the run (a preempted node): the
+    #: workspace starts a new attempt with this cause (not counted against retries).
+    restart: str | None = None
 
 
 @dataclass
@@ -83,6 +94,11 @@ class TargetStatus:
     provisioning_state: str
     errors: list[str] = field(default_factory=list)
     node_state_counts: dict[str, int] = field(default_factory=dict)
+    #: Nodes up now and nodes being aimed at (clusters; 0 elsewhere).
+    current_node_count: int = 0
+    target_node_count: int = 0
+    #: ``steady`` or ``resizing`` (clusters).
+    allocation_state: str = ""
 
 
 class ComputeTarget(ABC):
@@ -191,7 +207,8 @@ class ComputeTarget(ABC):
         st = self.status()
         return {"name": self.name, "kind": self.kind, "managed": self.managed,
                 "provisioning_state": st.provisioning_state, "errors": st.errors,
-                "node_state_counts": st.node_state_counts, "configuration": self.config}
+                "node_state_counts": st.node_state_counts,
+                "current_node_count": st.current_node_count, "configuration": self.config}
 
     # -- kind hooks --------------------------------------------------------------------------
     @classmethod
@@ -199,8 +216,12 @@ class ComputeTarget(ABC):
         """Refuse early (before anything is stored) what this kind cannot do at all."""
         return None
 
-    def provision(self) -> None:
-        """Bring a new managed target up (default: nothing to do)."""
+    def provision(self) -> str | None:
+        """Bring a new managed target up (default: nothing to do).
+
+        Returns None when it is up, or ``"Creating"`` when it goes on coming up in the
+        background (``status()`` then reports Succeeded or Failed once it knows).
+        """
         return None
 
     def check_attach(self, config: ComputeConfiguration) -> None:
@@ -240,6 +261,18 @@ class ComputeTarget(ABC):
 
     def log_path(self, run_id: str) -> str | None:
         """Local path of the run's driver log when the target writes it in place."""
+        return None
+
+    def check_run(self, run_config: Any) -> None:
+        """Refuse (before the run is recorded) a run this target can never run."""
+        return None
+
+    def restart(self, handle: dict[str, Any], attempt: int) -> dict[str, Any]:
+        """Start attempt ``attempt`` of the job of ``handle`` (after ``JobEvents.restart``)."""
+        raise NotImplementedError(f"{self.kind} targets do not restart jobs")
+
+    def on_run_end(self, run_id: str) -> None:
+        """Called once a top-level run on this target has ended (default: nothing)."""
         return None
 
     def __repr__(self) -> str:

@@ -1,25 +1,60 @@
-"""The ``cluster`` kind (managed compute, Azure ML ``AmlCompute``): configuration and checks.
+"""The ``cluster`` kind (managed compute, Azure ML ``AmlCompute``): a Ray cluster.
 
-The cluster runs on Ray with Ray's own autoscaler; provisioning arrives with the managed-compute
-issue. Until then creating one is refused with ``ComputeTargetNotSupported`` after the
-configuration has been fully validated, so scripts get the same errors they will get later.
+``ComputeTarget.create(ws, name, ClusterCompute.provisioning_configuration(...))`` starts a Ray
+head whose autoscaler (Ray's own) adds nodes of ``vm_size`` while runs wait for them and removes
+them after ``idle_seconds_before_scaledown``, between ``min_nodes`` and ``max_nodes``. Runs are
+Ray jobs (see :mod:`runyard.runtime.clusteragent`); the workspace pulls their spool and
+artifacts like for every other kind. With ``provider="local"`` the nodes are raylets on this
+machine started by Ray's fake multi-node provider; the cloud providers and KubeRay get generated
+Ray configs (:meth:`ClusterCompute.cluster_config`), which need credentials to run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
+import os
+import secrets
+import shlex
+import sys
+import threading
+import time
+import zipfile
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from runyard.compute.base import ComputeTarget, JobEvents, JobSpec, TargetStatus
+from runyard.compute.base import HANDLE_VERSION, ComputeTarget, JobEvents, JobSpec, TargetStatus
 from runyard.compute.capabilities import CLUSTER
 from runyard.compute.config import ComputeConfiguration, check_int
-from runyard.compute.vmsizes import get_vm_size, supported_vmsizes
-from runyard.errors import ComputeTargetInvalid, ComputeTargetNotSupported
+from runyard.compute.ray import files as nodefiles
+from runyard.compute.ray import head as headmod
+from runyard.compute.ray.configs import local_config
+from runyard.compute.ray.rest import TERMINAL_JOB_STATES, RayApiError, RayDashboard
+from runyard.compute.vmsizes import VmSize, get_vm_size, supported_vmsizes
+from runyard.errors import (
+    ComputeTargetInvalid,
+    ComputeTargetNotSupported,
+    InvalidParameter,
+    RunyardError,
+    TargetUnavailable,
+)
+from runyard.runtime.clusteragent import EXIT_NODE_LOST, NODE_PYTHON, encode_spec, node_run_id
+from runyard.runtime.runner import DRIVER_LOG
+
+if TYPE_CHECKING:
+    from runyard.runconfig import RunConfiguration
+    from runyard.workspace import Workspace
 
 VM_PRIORITIES = ("dedicated", "lowpriority")
 PROVIDERS = ("local", "azure", "aws", "gcp", "kubernetes")
-NOT_LANDED = ("the cluster kind runs on Ray with Ray's autoscaler, which this build does not "
-              "include yet (managed-compute feature); use the 'local' target meanwhile")
+#: Tag of a cluster made for one run (run-based creation); deleted when that run ends.
+RUN_BASED_TAG = "runyard.run_based_for"
+#: How long a node that died unexpectedly counts as preempted / unusable.
+DEAD_NODE_WINDOW_S = 120.0
+#: How long ``submit`` waits for a cluster that is still being created.
+READY_TIMEOUT_S = 180.0
 
 
 @dataclass(repr=False)
@@ -27,6 +62,7 @@ class ClusterProvisioningConfiguration(ComputeConfiguration):
     """``vm_size``, ``vm_priority``, ``min_nodes``..``max_nodes``, idle scale-down, provider."""
 
     kind: ClassVar[str] = "cluster"
+    secret_fields: ClassVar[tuple[str, ...]] = ("cluster_token",)
     vm_size: str = ""
     vm_priority: str = "dedicated"
     min_nodes: int = 0
@@ -40,6 +76,8 @@ class ClusterProvisioningConfiguration(ComputeConfiguration):
     description: str | None = None
     admin_username: str | None = None
     remote_login_port_public_access: str | None = None
+    #: Bearer token of the cluster's Ray API (generated; stored encrypted, never shown).
+    cluster_token: Any = None
 
     def validate(self) -> None:
         self.vm_size = get_vm_size(self.vm_size).name
@@ -59,10 +97,86 @@ class ClusterProvisioningConfiguration(ComputeConfiguration):
         if self.provider not in PROVIDERS:
             raise ComputeTargetInvalid("provider", f"{self.provider!r} is not one of "
                                        f"{', '.join(PROVIDERS)}")
+        if self.cluster_token is None:
+            from runyard.secrets import Secret  # noqa: PLC0415
+
+            self.cluster_token = Secret(secrets.token_urlsafe(24))
+
+
+def requested_resources(size: VmSize, request: dict[str, float]) -> dict[str, float]:
+    """What one node of a run asks Ray for: its request, or the whole node of ``size``.
+
+    Raises ``InvalidParameter`` for a request the size can never satisfy.
+    """
+    cpu = request.get("cpu")
+    gpu = request.get("gpu")
+    mem = request.get("memory_gb")
+    if cpu is not None and cpu > size.vcpus:
+        raise InvalidParameter("resources.cpu", f"the run asks for {cpu:g} CPUs per node, but "
+                               f"a {size.name} node has {size.vcpus}; ask for at most "
+                               f"{size.vcpus} or choose a larger vm_size")
+    if gpu is not None and gpu > size.gpus:
+        raise InvalidParameter("resources.gpu", f"the run asks for {gpu:g} GPUs per node, but "
+                               f"a {size.name} node has {size.gpus}; "
+                               + ("choose a GPU vm_size (e.g. STANDARD_NC6)" if not size.gpus
+                                  else f"ask for at most {size.gpus}"))
+    if mem is not None and mem > size.memory_gb:
+        raise InvalidParameter("resources.memory_gb", f"the run asks for {mem:g} GB per node, "
+                               f"but a {size.name} node has {size.memory_gb:g} GB")
+    out: dict[str, float] = {"CPU": float(cpu if cpu is not None else size.vcpus)}
+    gpus = gpu if gpu is not None else size.gpus
+    if gpus:
+        out["GPU"] = float(gpus)
+    if mem is not None:
+        out["memory"] = float(int(mem * 1024 ** 3))
+    return out
+
+
+def _request_of(rc: RunConfiguration) -> dict[str, float]:
+    r = rc.resources
+    return {k: float(v) for k, v in (("cpu", r.cpu), ("gpu", r.gpu),
+                                     ("memory_gb", r.memory_gb)) if v is not None}
+
+
+def check_run_based(rc: RunConfiguration) -> None:
+    """Checks of ``target="amlcompute"`` (a cluster made for the run) before anything starts."""
+    ac = rc.amlcompute
+    if not ac.vm_size:
+        raise InvalidParameter("amlcompute.vm_size", "target 'amlcompute' makes a cluster for "
+                               "this run: set run_config.amlcompute.vm_size (see "
+                               "AmlCompute.supported_vmsizes())")
+    size = get_vm_size(ac.vm_size, "amlcompute.vm_size")
+    if ac.vm_priority not in (None, *VM_PRIORITIES):
+        raise InvalidParameter("amlcompute.vm_priority", f"{ac.vm_priority!r} is not one of "
+                               f"{', '.join(VM_PRIORITIES)}")
+    count = check_int("amlcompute._cluster_max_node_count", ac._cluster_max_node_count, 1)
+    if rc.node_count > count:
+        raise InvalidParameter("amlcompute._cluster_max_node_count", f"the run needs "
+                               f"{rc.node_count} nodes but the cluster may have only {count}; "
+                               f"set _cluster_max_node_count to {rc.node_count} or more")
+    requested_resources(size, _request_of(rc))
+
+
+def create_run_based(ws: Workspace, rc: RunConfiguration, run_id: str) -> ClusterCompute:
+    """Create (and start) the cluster of a run-based ``amlcompute`` run."""
+    from runyard.compute.resource import create_target  # noqa: PLC0415
+
+    check_run_based(rc)
+    ac = rc.amlcompute
+    name = ac._name or f"run-{secrets.token_hex(4)}"
+    config = ClusterProvisioningConfiguration.build(
+        vm_size=ac.vm_size, vm_priority=ac.vm_priority or "dedicated", min_nodes=0,
+        max_nodes=max(int(ac._cluster_max_node_count), rc.node_count),
+        idle_seconds_before_scaledown=30,
+        tags={RUN_BASED_TAG: run_id, "runyard.retain": str(bool(ac._retain_cluster))},
+        description="made for one run (run-based creation); deleted when the run ends")
+    target = create_target(ws, name, config)
+    assert isinstance(target, ClusterCompute)
+    return target
 
 
 class ClusterCompute(ComputeTarget):
-    """A managed, autoscaling cluster (Azure ML ``AmlCompute``)."""
+    """A managed, autoscaling Ray cluster (Azure ML ``AmlCompute``)."""
 
     kind: ClassVar[str] = "cluster"
     capabilities = CLUSTER
@@ -70,6 +184,11 @@ class ClusterCompute(ComputeTarget):
     config_class: ClassVar[type[ComputeConfiguration]] = ClusterProvisioningConfiguration
     updatable: ClassVar[tuple[str, ...]] = ("min_nodes", "max_nodes",
                                             "idle_seconds_before_scaledown")
+    #: The interpreter of a user-managed run is the node's (see ``submit``).
+    interpreter_on_target: ClassVar[bool] = True
+
+    _uploaded: ClassVar[set[tuple[str, str]]] = set()
+    _upload_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @staticmethod
     def provisioning_configuration(**kwargs: Any) -> ClusterProvisioningConfiguration:
@@ -82,19 +201,447 @@ class ClusterCompute(ComputeTarget):
         """The VM sizes a cluster can use (name, vcpus, memory_gb, gpus, family)."""
         return supported_vmsizes()
 
+    @staticmethod
+    def cluster_config(config: ClusterProvisioningConfiguration, name: str) -> dict[str, Any]:
+        """The Ray config of ``config``: a ``ray up`` config (azure, aws, gcp), a KubeRay
+        ``RayCluster`` manifest (kubernetes), or the local autoscaler config."""
+        from runyard.compute.ray import configs  # noqa: PLC0415
+
+        if config.provider == "kubernetes":
+            return configs.kuberay_manifest(config, name)
+        if config.provider == "local":
+            return configs.local_config(config, name, "127.0.0.1:6379", "nodes.json")
+        return configs.launcher_config(config, name)
+
     @classmethod
     def preflight(cls, config: ComputeConfiguration) -> None:
-        raise ComputeTargetNotSupported(NOT_LANDED)
+        assert isinstance(config, ClusterProvisioningConfiguration)
+        if config.provider != "local":
+            what = "RayCluster manifest" if config.provider == "kubernetes" else \
+                "Ray cluster-launcher config"
+            raise ComputeTargetNotSupported(
+                f"provider {config.provider!r}: runyard generates the {what} "
+                f"(ClusterCompute.cluster_config(config, name)) but starting it needs "
+                f"{config.provider} credentials, which this installation does not use; "
+                "start it with `ray up` / `kubectl apply`, or use provider='local'")
+        try:
+            import ray  # noqa: F401, PLC0415
+        except ImportError as exc:
+            raise ComputeTargetNotSupported(
+                "the cluster kind runs on Ray: install the 'ray' extra "
+                "(pip install 'runyard[ray]')") from exc
 
-    def status(self) -> TargetStatus:
+    # -- state -------------------------------------------------------------------------------
+    @property
+    def cluster_dir(self) -> Path:
+        """``<workspace>/.runyard/clusters/<name>``."""
+        return self.workspace.data_dir / "clusters" / self.name
+
+    def head_state(self) -> headmod.HeadState | None:
+        """The cluster's saved head state (None before provisioning / after deletion)."""
+        return headmod.HeadState.load(self.cluster_dir)
+
+    def _token(self) -> str:
+        sec = self.secret("cluster_token")
+        return sec.reveal() if sec is not None else ""
+
+    def dashboard(self, state: headmod.HeadState | None = None) -> RayDashboard:
+        """HTTP client of the cluster's head."""
+        hs = state or self.head_state()
+        if hs is None:
+            raise TargetUnavailable(f"cluster {self.name!r} has no running head")
+        return RayDashboard(hs.dashboard_url, self._token())
+
+    @property
+    def _config(self) -> ClusterProvisioningConfiguration:
+        return ClusterProvisioningConfiguration.from_config(self.config)
+
+    def _write_autoscaler_config(self, hs: headmod.HeadState,
+                                 config: ClusterProvisioningConfiguration) -> None:
+        import yaml  # noqa: PLC0415
+
+        data = local_config(config, self.name, hs.gcs_address,
+                            str(hs.path(headmod.NODES_FILE)))
+        target = hs.path(headmod.AUTOSCALER_FILE)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+        os.replace(tmp, target)  # the autoscaler re-reads it on every update
+
+    # -- provisioning ------------------------------------------------------------------------
+    def provision(self) -> str | None:
+        self.cluster_dir.mkdir(parents=True, exist_ok=True)
+        hs = headmod.new_state(self.cluster_dir, self.cluster_dir / "node")
+        Path(hs.node_root).mkdir(parents=True, exist_ok=True)
+        hs.save()
+        self._write_autoscaler_config(hs, self._config)
+        headmod.start_head(hs, self._token())
+        return "Creating"
+
+    def _settle(self) -> tuple[str, list[str]]:
+        """Finish a Creating state once the head's start is over; returns (state, errors)."""
         rec = self.record
-        return TargetStatus(rec.state if rec else "Unknown", list(rec.errors) if rec else [])
+        if rec is None:
+            return "Unknown", []
+        if rec.state != "Creating":
+            return rec.state, list(rec.errors)
+        hs = self.head_state()
+        if hs is None:
+            return "Creating", []
+        outcome, message = headmod.start_outcome(hs)
+        if outcome == "starting":
+            return "Creating", []
+        if outcome == "started" and self.dashboard(hs).alive():
+            self.workspace.store.update_compute_target(self.name, state="Succeeded", errors=[])
+            return "Succeeded", []
+        if outcome == "started":
+            if time.time() - hs.started_at < 60:
+                return "Creating", []
+            message = "the Ray head started but its dashboard never answered"
+        headmod.stop_processes(hs.uid, hs.sid)  # nothing of a failed cluster stays running
+        errors = [f"Ray could not start the cluster: {message}"]
+        self.workspace.store.update_compute_target(self.name, state="Failed", errors=errors)
+        return "Failed", errors
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> headmod.HeadState:
+        """Block until the head is up; raise ``TargetUnavailable`` if it failed or is gone."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state, errors = self._settle()
+            if state == "Succeeded":
+                hs = self.head_state()
+                if hs is not None:
+                    return hs
+            if state in ("Failed", "Deleting", "Unknown") or time.monotonic() > deadline:
+                raise TargetUnavailable(f"cluster {self.name!r} is {state}"
+                                        + (f": {'; '.join(errors)}" if errors else ""))
+            time.sleep(0.2)
+
+    def apply_update(self, new_config: ComputeConfiguration) -> None:
+        assert isinstance(new_config, ClusterProvisioningConfiguration)
+        hs = self.head_state()
+        if hs is not None:
+            self._write_autoscaler_config(hs, new_config)
+
+    def teardown(self) -> None:
+        hs = self.head_state()
+        if hs is not None:
+            headmod.stop_processes(hs.uid, hs.sid)
+            nodefiles.remove_tree(hs.temp_dir)
+        nodefiles.remove_tree(self.cluster_dir)
+
+    # -- status ------------------------------------------------------------------------------
+    def status(self) -> TargetStatus:
+        state, errors = self._settle()
+        if state != "Succeeded":
+            return TargetStatus(state, errors, _empty_counts())
+        hs = self.head_state()
+        try:
+            view = self._view(hs)
+        except (RayApiError, TargetUnavailable) as exc:
+            return TargetStatus(state, [str(exc)], _empty_counts())
+        counts = view["counts"]
+        current = sum(counts[k] for k in ("idle", "running", "leaving"))
+        target = current - counts["leaving"] + counts["preparing"]
+        steady = counts["preparing"] == 0 and counts["leaving"] == 0
+        return TargetStatus(state, errors + view["errors"], counts, current_node_count=current,
+                            target_node_count=target,
+                            allocation_state="steady" if steady else "resizing")
+
+    def _view(self, hs: headmod.HeadState | None) -> dict[str, Any]:
+        """Nodes and their states from the GCS (alive/dead, why) and the autoscaler (usage,
+        pending launches, failures)."""
+        dash = self.dashboard(hs)
+        nodes = [n for n in dash.gcs_nodes() if not n.get("is_head_node")]
+        cs = dash.cluster_status().get("clusterStatus") or {}
+        report = cs.get("autoscalerReport") or {}
+        usage = (cs.get("loadMetricsReport") or {}).get("usageByNode") or {}
+        managed = report.get("nodeTypeMapping") or {}
+        low = self._config.vm_priority == "lowpriority"
+        counts = _empty_counts()
+        now_ms = time.time() * 1000
+        out_nodes: list[dict[str, Any]] = []
+        for n in nodes:
+            node_id = str(n.get("node_id"))
+            if n.get("state") == "ALIVE":
+                used = usage.get(node_id) or {}
+                busy = any(float(v[0]) > 0 for k, v in used.items()
+                           if k in ("CPU", "GPU", "memory") and isinstance(v, list) and v)
+                if managed and node_id not in managed:
+                    node_state = "leaving"  # the autoscaler let it go; Ray has not yet
+                else:
+                    node_state = "running" if busy else "idle"
+            else:
+                ended = float(n.get("end_time_ms") or 0)
+                if _expected_death(n) or now_ms - ended > DEAD_NODE_WINDOW_S * 1000:
+                    continue
+                node_state = "preempted" if low else "unusable"
+            counts[node_state] += 1
+            out_nodes.append({
+                "node_id": node_id, "node_type": managed.get(node_id, self._config.vm_size),
+                "private_ip_address": n.get("node_ip"), "node_state": node_state,
+                "resources": n.get("resources_total", {}),
+                "started_at": float(n.get("start_time_ms") or 0) / 1000,
+                "state_message": n.get("state_message")})
+        pending = sum(int(v) for v in (report.get("pendingLaunches") or {}).values())
+        counts["preparing"] += pending + len(report.get("pendingNodes") or [])
+        failed = report.get("failedNodes") or []
+        counts["unusable"] += len(failed)
+        errors = [f"node {f[0] if isinstance(f, list) else f} failed to start" for f in failed]
+        return {"counts": counts, "nodes": out_nodes, "errors": errors}
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        """The cluster's worker nodes: id, IP, state, resources and (local) raylet pid."""
+        hs = self.head_state()
+        nodes: list[dict[str, Any]] = self._view(hs)["nodes"]
+        pids: dict[str, Any] = {}
+        if hs is not None:
+            with contextlib.suppress(OSError, ValueError):
+                import json  # noqa: PLC0415
+
+                pids = json.loads(hs.path(headmod.NODES_FILE).read_text())
+        jobs = self.dashboard(hs).jobs()
+        for node in nodes:
+            node["raylet_pid"] = (pids.get(node["node_id"]) or {}).get("raylet_pid")
+            node["run_ids"] = sorted(
+                {str((j.get("metadata") or {}).get("runyard_run_id")) for j in jobs
+                 if j.get("driver_node_id") == node["node_id"]
+                 and j.get("status") == "RUNNING"
+                 and (j.get("metadata") or {}).get("runyard_run_id")})
+        return nodes
+
+    # -- runs --------------------------------------------------------------------------------
+    def check_run(self, run_config: Any) -> None:
+        state, errors = self._settle()
+        if state not in ("Creating", "Succeeded"):
+            raise TargetUnavailable(f"cluster {self.name!r} is {state}"
+                                    + (f": {'; '.join(errors)}" if errors else ""))
+        size = get_vm_size(self._config.vm_size)
+        requested_resources(size, _request_of(run_config))
+        assert self._config.max_nodes is not None
+        if run_config.node_count > self._config.max_nodes:
+            raise InvalidParameter("node_count", f"the run needs {run_config.node_count} "
+                                   f"nodes but cluster {self.name!r} has max_nodes="
+                                   f"{self._config.max_nodes}; raise max_nodes with update()")
+
+    def log_path(self, run_id: str) -> str | None:
+        return str(self.workspace.run_dir(run_id) / "artifacts" / DRIVER_LOG)
+
+    def _package(self, dash: RayDashboard, key: str, build: Any) -> str:
+        """Upload a zip to the head once (``gcs://_ray_pkg_<key>.zip``); returns its URI."""
+        uri = f"gcs://_ray_pkg_{key}.zip"
+        memo = (dash.url, uri)
+        with self._upload_lock:
+            if memo in self._uploaded:
+                return uri
+        if not dash.package_exists(uri):
+            dash.upload_package(uri, build())
+        with self._upload_lock:
+            self._uploaded.add(memo)
+        return uri
+
+    def _snapshot_zip(self, snapshot_id: str) -> bytes:
+        store = self.workspace.snapshots
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            for entry in store.manifest(snapshot_id):
+                info = zipfile.ZipInfo(entry.path, date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = (0o100000 | entry.mode) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, store.blob_path(entry.blob).read_bytes())
+        return buf.getvalue()
+
+    @staticmethod
+    def _bundle_files() -> list[tuple[str, Path]]:
+        from runyard.runtime.bundle import bundle_files  # noqa: PLC0415
+
+        out = list(bundle_files())
+        agent = Path(__file__).resolve().parent.parent / "runtime" / "clusteragent.py"
+        out.append(("runyard/runtime/clusteragent.py", agent))
+        return out
+
+    def _bundle_zip(self) -> tuple[str, bytes]:
+        files = self._bundle_files()
+        h = hashlib.sha256()
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for rel, src in files:
+                data = src.read_bytes()
+                h.update(rel.encode() + b"\0" + data + b"\0")
+                zf.writestr(zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0)), data)
+        return h.hexdigest()[:32], buf.getvalue()
+
+    def _runtime_env(self, dash: RayDashboard, snapshot_id: str | None) -> dict[str, Any]:
+        key, data = self._bundle_zip()
+        env: dict[str, Any] = {"py_modules": [self._package(dash, key, lambda: data)]}
+        if snapshot_id:
+            env["working_dir"] = self._package(dash, snapshot_id[:32],
+                                               lambda: self._snapshot_zip(snapshot_id))
+        return env
 
     def submit(self, job: JobSpec) -> dict[str, Any]:
-        raise ComputeTargetNotSupported(NOT_LANDED)
+        hs = self.wait_ready()
+        config = self._config
+        size = get_vm_size(config.vm_size)
+        resources = requested_resources(size, job.resources)
+        command = [NODE_PYTHON if (i == 0 and c in ("python", "python3", sys.executable))
+                   else c for i, c in enumerate(job.command)]
+        spec: dict[str, Any] = {
+            "run_id": job.run_id, "attempt": job.attempt, "experiment": job.experiment,
+            "command": command, "env": dict(job.env),
+            "max_run_duration_seconds": job.max_run_duration_seconds,
+            "output_collection": job.output_collection, "tags": job.tags,
+            "properties": job.properties, "environment": job.environment,
+            "node_root": hs.node_root, "node_count": job.node_count,
+            "process_count_per_node": job.process_count_per_node, "resources": resources,
+            "workspace": str(self.workspace.path), "has_snapshot": bool(job.snapshot_id)}
+        dash = self.dashboard(hs)
+        runtime_env = self._runtime_env(dash, job.snapshot_id)
+        handle = {"version": HANDLE_VERSION, "kind": self.kind, "cluster_uid": hs.uid,
+                  "run_id": job.run_id, "node_count": job.node_count, "spec": spec,
+                  "runtime_env": runtime_env,
+                  "lowpriority": config.vm_priority == "lowpriority"}
+        return self._start(dash, hs, handle, job.attempt)
+
+    def _start(self, dash: RayDashboard, hs: headmod.HeadState, handle: dict[str, Any],
+               attempt: int) -> dict[str, Any]:
+        spec = {**handle["spec"], "attempt": attempt}
+        resources = spec["resources"]
+        gang = int(spec["node_count"]) > 1
+        mode = "gang" if gang else "run"
+        entry = (f"{shlex.quote(hs.python)} -m runyard.runtime.clusteragent {mode} "
+                 f"{encode_spec(spec)}")
+        request: dict[str, Any] = {
+            "entrypoint": entry, "runtime_env": handle["runtime_env"],
+            "submission_id": f"{spec['run_id']}-a{attempt}-{secrets.token_hex(3)}",
+            "metadata": {"runyard_run_id": spec["run_id"], "runyard_attempt": str(attempt)}}
+        if gang:  # the gang driver runs on the head; the nodes are its placement group
+            request["entrypoint_resources"] = {"node:__internal_head__": 0.001}
+        else:
+            request["entrypoint_num_cpus"] = resources.get("CPU", 1)
+            if resources.get("GPU"):
+                request["entrypoint_num_gpus"] = resources["GPU"]
+            if resources.get("memory"):
+                request["entrypoint_memory"] = int(resources["memory"])
+        job_id = dash.submit_job(**request)
+        return {**handle, "spec": handle["spec"], "job_id": job_id, "attempt": attempt,
+                "submitted_at": time.time()}
+
+    def restart(self, handle: dict[str, Any], attempt: int) -> dict[str, Any]:
+        hs = self.wait_ready()
+        self._archive_logs(handle)
+        return self._start(self.dashboard(hs), hs, handle, attempt)
+
+    def _archive_logs(self, handle: dict[str, Any]) -> None:
+        """Keep the last attempt's driver log as ``system_logs/attempt_<n>/driver_log.txt``;
+        the new attempt's log starts empty."""
+        from runyard.entities import FileRecord  # noqa: PLC0415
+
+        old = int(handle.get("attempt", 1))
+        art = self.workspace.run_dir(handle["run_id"]) / "artifacts"
+        log = art / DRIVER_LOG
+        if not log.exists():
+            return
+        name = f"system_logs/attempt_{old}/driver_log.txt"
+        (art / name).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(log, art / name)
+        self.workspace.store.add_files([FileRecord(handle["run_id"], name,
+                                                   (art / name).stat().st_size)])
+
+    def _spools(self, hs: headmod.HeadState, handle: dict[str, Any]) -> list[tuple[str, str]]:
+        base = Path(hs.node_root) / "runs" / handle["run_id"] / f"a{handle['attempt']}"
+        return [(f"n{k}.", str(base / f"n{k}" / "spool"))
+                for k in range(int(handle.get("node_count", 1)))]
 
     def poll(self, handle: dict[str, Any], offsets: dict[str, int]) -> JobEvents:
-        raise ComputeTargetNotSupported(NOT_LANDED)
+        hs = self.head_state()
+        if hs is None or hs.uid != handle.get("cluster_uid"):
+            return JobEvents({}, alive=False, reason=f"cluster {self.name!r} that ran the job "
+                             "is gone")
+        dash = self.dashboard(hs)
+        try:
+            info = dash.job(handle["job_id"])
+        except RayApiError as exc:
+            if headmod.owned_pids(hs.uid, hs.sid):
+                return JobEvents({}, alive=True)  # a head that is busy or restarting
+            return JobEvents({}, alive=False, reason=f"the cluster's head is gone ({exc})")
+        status = (info or {}).get("status", "FAILED")
+        alive = status not in TERMINAL_JOB_STATES
+        files = nodefiles.SharedFiles()
+        chunks = nodefiles.pull_chunks(files, self._spools(hs, handle), offsets)
+        base = Path(hs.node_root) / "runs" / handle["run_id"] / f"a{handle['attempt']}"
+        spec = {**handle["spec"], "attempt": handle["attempt"]}
+        for k in range(int(handle.get("node_count", 1))):
+            dest = self.workspace.run_dir(node_run_id(spec, k)) / "artifacts"
+            with nodefiles.pull_lock(dest):  # one puller at a time appends to the logs
+                nodefiles.mirror(files, str(base / f"n{k}" / "artifacts"), dest)
+        if alive or chunks:
+            return JobEvents(chunks, alive=alive)
+        lost = self._node_lost(dash, info)
+        if lost and handle.get("lowpriority"):
+            return JobEvents({}, alive=False, restart=f"preempted: {lost}")
+        message = (info or {}).get("message") or f"the Ray job ended {status}"
+        if lost:
+            message = f"{lost} (a dedicated cluster does not restart runs); Ray: {message}"
+        return JobEvents({}, alive=False, reason=f"Ray job {status}: {message}"[:4000])
 
-    def cancel(self, handle: dict[str, Any]) -> None:
-        raise ComputeTargetNotSupported(NOT_LANDED)
+    @staticmethod
+    def _node_lost(dash: RayDashboard, info: dict[str, Any] | None) -> str | None:
+        """Why the job's node is gone, if it is (None for an ordinary job end)."""
+        if info is None:
+            return "the Ray job is unknown to the head"
+        if info.get("status") != "FAILED":
+            return None
+        if info.get("driver_exit_code") == EXIT_NODE_LOST:
+            return "a node of the multi-node run was lost"
+        node_id = info.get("driver_node_id")
+        if node_id:
+            with contextlib.suppress(RayApiError):
+                for n in dash.nodes():
+                    if n.get("nodeId") == node_id and n.get("state") == "DEAD":
+                        return f"node {node_id[-6:]} was lost"
+        text = str(info.get("message") or "")
+        if "died" in text or "node" in text.lower() and "dead" in text.lower():
+            return "the job's node was lost"
+        return None
+
+    def cancel(self, handle: dict[str, Any], *, wait_seconds: float = 20.0) -> None:
+        hs = self.head_state()
+        if hs is None or hs.uid != handle.get("cluster_uid"):
+            return
+        dash = self.dashboard(hs)
+        try:
+            dash.stop_job(handle["job_id"])
+        except RayApiError:
+            return
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            with contextlib.suppress(RayApiError):
+                info = dash.job(handle["job_id"])
+                if info is None or info.get("status") in TERMINAL_JOB_STATES:
+                    return
+            time.sleep(0.1)
+
+    def on_run_end(self, run_id: str) -> None:
+        """Delete a run-based cluster once its run has ended (unless it is retained)."""
+        rec = self.record
+        if rec is None or rec.state == "Deleting":
+            return
+        tags = dict(rec.config.get("tags") or {})
+        if tags.get(RUN_BASED_TAG) != run_id or tags.get("runyard.retain") == "True":
+            return
+        from runyard.compute.resource import live_runs  # noqa: PLC0415
+
+        if live_runs(self.workspace, self.name):
+            return
+        with contextlib.suppress(RunyardError):
+            self.delete()
+
+
+def _empty_counts() -> dict[str, int]:
+    return {k: 0 for k in ("idle", "running", "preparing", "leaving", "preempted", "unusable")}
+
+
+def _expected_death(node: dict[str, Any]) -> bool:
+    """Whether a dead node was removed on purpose (scale-down, shutdown)."""
+    msg = str(node.get("state_message") or "").lower()
+    return "expected termination" in msg and "unexpected" not in msg

@@ -1,45 +1,126 @@
-"""The ``remote`` kind (an SSH-reachable machine, Azure ML ``RemoteCompute``): configuration.
+"""The ``remote`` kind: any SSH-reachable Linux host (Azure ML ``RemoteCompute``).
 
-Executing over SSH arrives with the remote-machines feature; until then attaching is refused
-with ``ComputeTargetNotSupported`` after the configuration has been validated (and nothing is
-stored). Hostnames and usernames are checked here so that no value can smuggle shell syntax or
-an ssh option into a command line later.
+Attach checks the host before anything is stored: it connects (the host key is verified before a
+credential is sent, see :mod:`runyard.compute.ssh.hostkeys`), then checks the OS, a usable python
+(>= 3.10) and the free disk under the target's folder on the host (``workdir``,
+``~/.runyard`` by default). The host key, the python and the absolute folder are recorded in the
+configuration; password, private key (read from ``private_key_file`` at attach) and passphrase
+go to the encrypted secrets table.
+
+A run: the code travels by content (only blobs the host lacks), the runner starts detached on the
+host (own session, output to files, see :mod:`runyard.compute.ssh.hostagent`) and builds a
+system-managed environment there with :mod:`runyard.runtime.envbuild` (cache
+``<workdir>/envs``; uv is installed under it when the host has none). The workspace pulls the
+spool and the artifacts by offset (:meth:`RemoteCompute.poll`), reconnecting with backoff. A
+host that stays unreachable for ``unreachable_timeout_seconds`` (default 300 s) turns the run
+NotResponding; the run is never started a second time.
+
+Hostnames, user names and every path that reaches the host are checked here, so that no value
+can smuggle shell syntax or an ssh option into a command line (commands are argument lists
+quoted with :func:`shlex.join` on top of that).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import math
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
 
-from runyard.compute.base import ComputeTarget, JobEvents, JobSpec, TargetStatus
+from runyard.compute.base import (
+    HANDLE_VERSION,
+    ComputeTarget,
+    JobEvents,
+    JobSpec,
+    TargetStatus,
+)
 from runyard.compute.capabilities import REMOTE
 from runyard.compute.config import ComputeConfiguration, check_int
-from runyard.errors import ComputeTargetInvalid, ComputeTargetNotSupported
+from runyard.errors import (
+    ComputeTargetError,
+    ComputeTargetInvalid,
+    ComputeTargetNotSupported,
+    RunyardError,
+    TargetUnavailable,
+)
+from runyard.runtime import context as ctx
+from runyard.runtime.runner import DRIVER_LOG
 from runyard.secrets import Secret
 
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]|"
                    r"[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+", re.ASCII)
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}", re.ASCII)
-NOT_LANDED = ("the remote kind (SSH) is not included in this build yet (remote-machines "
-              "feature); use the 'local' target meanwhile")
+#: Paths on the host (workdir, python): plain characters only, never an option or shell syntax.
+_REMOTE_PATH = re.compile(r"(?:~/?|/)?(?!-)[A-Za-z0-9_./+@%=,:-]*", re.ASCII)
+_LOCAL_PATH_BAD = re.compile(r"[\x00-\x1f\x7f;&|`$<>]")
+_HOST_KEY = re.compile(r"[a-z0-9.@-]+ [A-Za-z0-9+/]+={0,3}", re.ASCII)
+_RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,255}", re.ASCII)
+_T = TypeVar("_T")
+
+DEFAULT_WORKDIR = "~/.runyard"
+DEFAULT_UNREACHABLE_TIMEOUT = 300.0
+CANCEL_GRACE_SECONDS = 10.0
+#: Longest silence of the host during one poll before the connection counts as broken.
+POLL_TIMEOUT_SECONDS = 30.0
+
+
+def _check_remote_path(name: str, value: object, *, allow_tilde: bool = True) -> str:
+    if (not isinstance(value, str) or not value or ".." in value.split("/")
+            or not _REMOTE_PATH.fullmatch(value) or (not allow_tilde and value.startswith("~"))):
+        raise ComputeTargetInvalid(name, f"{value!r} is not a plain path on the host (letters, "
+                                   "digits and _ . / + @ % = , : -; it may not start with '-' "
+                                   "or hold spaces, quotes or shell syntax)")
+    return value
+
+
+def _check_local_path(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value or value.startswith("-") or \
+            _LOCAL_PATH_BAD.search(value):
+        raise ComputeTargetInvalid(name, f"{value!r} is not a usable file path (no control "
+                                   "characters, no leading '-', none of ; & | ` $ < >)")
+    return value
 
 
 @dataclass(repr=False)
 class RemoteAttachConfiguration(ComputeConfiguration):
-    """Address, port and credentials of an SSH host (password or private key)."""
+    """Address, port and credentials of an SSH host, and where runyard works there."""
 
     kind: ClassVar[str] = "remote"
     mode: ClassVar[str] = "attach"
-    secret_fields: ClassVar[tuple[str, ...]] = ("password", "private_key_passphrase")
+    secret_fields: ClassVar[tuple[str, ...]] = ("password", "private_key_passphrase",
+                                                "private_key")
     address: str = ""
     ssh_port: int = 22
     username: str = ""
     password: Secret | None = None
     private_key_file: str | None = None
     private_key_passphrase: Secret | None = None
+    #: Accept a host key that is not in known_hosts (recorded on the target).
     trust_unknown_host_key: bool = False
+    #: known_hosts file to check host keys against (default ``~/.ssh/known_hosts``).
+    known_hosts_file: str | None = None
+    #: Python on the host that runs runyard's runner (default: python3 found at attach).
+    python: str | None = None
+    #: runyard's folder on the host (code, environments, runs); made absolute at attach.
+    workdir: str = DEFAULT_WORKDIR
+    #: Attach refuses a host with less free disk than this under ``workdir``.
+    min_free_disk_mb: int = 256
+    #: A run whose host cannot be reached for this long turns NotResponding.
+    unreachable_timeout_seconds: float = DEFAULT_UNREACHABLE_TIMEOUT
+    #: Runs of this target that execute at once on the host (None: no limit).
+    max_concurrent_runs: int | None = None
+    #: The host key accepted at attach (``<type> <base64>``); later connections must match.
+    host_key: str | None = None
+    #: What attach found on the host (OS, python version, tools).
+    host_info: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    #: The private key itself (read from ``private_key_file`` at attach; stored encrypted).
+    private_key: Secret | None = None
 
     def validate(self) -> None:
         if not isinstance(self.address, str) or not _HOST.fullmatch(self.address):
@@ -53,36 +134,322 @@ class RemoteAttachConfiguration(ComputeConfiguration):
         self.ssh_port = check_int("ssh_port", self.ssh_port, 1)
         if self.ssh_port > 65535:
             raise ComputeTargetInvalid("ssh_port", "must be 65535 or less")
-        if self.password is None and not self.private_key_file:
+        if (self.password is None and not self.private_key_file and self.private_key is None
+                and self.host_key is None):  # attached ones keep credentials in the secrets
             raise ComputeTargetInvalid("password", "give a password or a private_key_file")
+        for name in ("password", "private_key_passphrase", "private_key"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Secret):
+                raise ComputeTargetInvalid(name, "must be a string")
+        if self.private_key_file is not None:
+            _check_local_path("private_key_file", self.private_key_file)
+        if self.known_hosts_file is not None:
+            _check_local_path("known_hosts_file", self.known_hosts_file)
+        if not isinstance(self.trust_unknown_host_key, bool):
+            raise ComputeTargetInvalid("trust_unknown_host_key", "must be True or False")
+        if self.python is not None:
+            _check_remote_path("python", self.python, allow_tilde=False)
+        _check_remote_path("workdir", self.workdir)
+        self.min_free_disk_mb = check_int("min_free_disk_mb", self.min_free_disk_mb, 0)
+        t = self.unreachable_timeout_seconds
+        if isinstance(t, str):
+            with contextlib.suppress(ValueError):
+                t = float(t)
+        if not isinstance(t, int | float) or isinstance(t, bool) or not math.isfinite(t) \
+                or t <= 0:
+            raise ComputeTargetInvalid("unreachable_timeout_seconds",
+                                       f"must be a number of seconds above 0, got {t!r}")
+        self.unreachable_timeout_seconds = float(t)
+        if self.max_concurrent_runs is not None:
+            self.max_concurrent_runs = check_int("max_concurrent_runs",
+                                                 self.max_concurrent_runs, 1)
+        if self.host_key is not None and (not isinstance(self.host_key, str)
+                                          or not _HOST_KEY.fullmatch(self.host_key)):
+            raise ComputeTargetInvalid("host_key", "must look like '<type> <base64>'")
+        if not isinstance(self.host_info, dict) or not isinstance(self.tags, dict):
+            raise ComputeTargetInvalid("tags", "must be a mapping")
 
 
 class RemoteCompute(ComputeTarget):
-    """An SSH-reachable machine (Azure ML ``RemoteCompute``)."""
+    """An SSH-reachable Linux machine (Azure ML ``RemoteCompute``)."""
 
     kind: ClassVar[str] = "remote"
     capabilities = REMOTE
     managed: ClassVar[bool] = False
     config_class: ClassVar[type[ComputeConfiguration]] = RemoteAttachConfiguration
+    updatable: ClassVar[tuple[str, ...]] = ("unreachable_timeout_seconds", "max_concurrent_runs",
+                                            "min_free_disk_mb", "tags")
+    #: User-managed interpreter paths name files on the host (checked there, not here).
+    interpreter_on_target: ClassVar[bool] = True
 
     @staticmethod
-    def attach_configuration(**kwargs: Any) -> RemoteAttachConfiguration:
-        """Validate and return an attach configuration."""
-        return RemoteAttachConfiguration.build(**kwargs)
+    def attach_configuration(address: str = "", ssh_port: int = 22, username: str = "",
+                             password: str | None = None, private_key_file: str | None = None,
+                             private_key_passphrase: str | None = None,
+                             **more: Any) -> RemoteAttachConfiguration:
+        """Validate and return an attach configuration (Azure ML's arguments, plus
+        ``trust_unknown_host_key``, ``known_hosts_file``, ``python``, ``workdir``,
+        ``min_free_disk_mb``, ``unreachable_timeout_seconds``, ``max_concurrent_runs``)."""
+        return RemoteAttachConfiguration.build(
+            address=address, ssh_port=ssh_port, username=username, password=password,
+            private_key_file=private_key_file, private_key_passphrase=private_key_passphrase,
+            **more)
 
-    @classmethod
-    def preflight(cls, config: ComputeConfiguration) -> None:
-        raise ComputeTargetNotSupported(NOT_LANDED)
+    # -- attach ------------------------------------------------------------------------------
+    def check_attach(self, config: ComputeConfiguration) -> None:
+        """Connect, then check OS, python and free disk; record what was found."""
+        require_ssh()
+        from runyard.compute.ssh import agent  # noqa: PLC0415
+        from runyard.compute.ssh.connection import Connection  # noqa: PLC0415
+
+        assert isinstance(config, RemoteAttachConfiguration)
+        if config.private_key_file and config.private_key is None:
+            path = Path(config.private_key_file).expanduser()
+            try:
+                config.private_key = Secret(path.read_text())
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else "not a text key file"
+                raise ComputeTargetInvalid("private_key_file",
+                                           f"cannot read {config.private_key_file}: {why}"
+                                           ) from None
+        conn = Connection(_settings(config))
+        try:
+            code, out, err = conn.exec(["uname", "-s"], timeout=30)
+            system = out.decode(errors="replace").strip()
+            if code != 0 or not system:
+                why = (err.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+                raise ComputeTargetNotSupported(
+                    f"cannot tell which OS {config.address} runs: `uname -s` failed (exit "
+                    f"{code}: {why}); the remote kind needs a Linux host")
+            if system != "Linux":
+                raise ComputeTargetNotSupported(
+                    f"{config.address} runs {system}; the remote kind needs a Linux host")
+            info = agent.probe(conn, config.python, config.workdir)
+            if not info.get("writable"):
+                raise ComputeTargetInvalid(
+                    "workdir", f"cannot write to {info['workdir']} on {config.address}: "
+                    f"{info.get('workdir_error', 'not writable')}; choose another workdir")
+            free_mb = int(info["free_bytes"]) / 2**20
+            if free_mb < config.min_free_disk_mb:
+                raise ComputeTargetInvalid(
+                    "workdir", f"not enough free disk on {config.address}: "
+                    f"{info['free_path']} has {free_mb:.1f} MB free, and runyard needs at least "
+                    f"{config.min_free_disk_mb} MB (min_free_disk_mb) there for code, "
+                    "environments and outputs; free some space or choose another workdir")
+            config.host_key = conn.host_key_line
+            config.python = str(info["python"])
+            config.workdir = str(info["workdir"])
+            from runyard.compute.ssh.hostkeys import fingerprint  # noqa: PLC0415
+
+            config.host_info = {
+                "os": info.get("os"), "machine": info.get("machine"),
+                "python_version": ".".join(map(str, info.get("python_version") or [])),
+                "uv": info.get("uv"), "venv": info.get("venv"),
+                "container_engines": info.get("container_engines", []),
+                "free_disk_mb": round(free_mb),
+                "host_key_fingerprint": fingerprint(conn.transport.get_remote_server_key()),
+            }
+        finally:
+            conn.close()
+
+    def teardown(self) -> None:
+        from runyard.compute.ssh.connection import POOL  # noqa: PLC0415
+
+        POOL.drop(self._pool_key())
 
     def status(self) -> TargetStatus:
         rec = self.record
         return TargetStatus(rec.state if rec else "Unknown", list(rec.errors) if rec else [])
 
+    def log_path(self, run_id: str) -> str | None:
+        return str(self.workspace.run_dir(run_id) / "artifacts" / DRIVER_LOG)
+
+    # -- connections -------------------------------------------------------------------------
+    def _pool_key(self) -> str:
+        return f"{self.workspace.data_dir}::{self.name}"
+
+    def _configuration(self) -> RemoteAttachConfiguration:
+        rec = self.record
+        if rec is None:
+            raise ComputeTargetError(f"compute target {self.name!r} is gone (detached?)")
+        cfg = RemoteAttachConfiguration.from_config(
+            {**rec.config, "password": self.secret("password"),
+             "private_key_passphrase": self.secret("private_key_passphrase"),
+             "private_key": self.secret("private_key")})
+        if not cfg.python or not cfg.host_key:
+            raise ComputeTargetError(f"target {self.name!r} was not attached completely; "
+                                     "detach it and attach it again")
+        return cfg
+
+    def _with_connection(self, cfg: RemoteAttachConfiguration,
+                         fn: Callable[[Any, Any], _T]) -> _T:
+        """Run ``fn(connection, pool entry)``; a connection that broke is rebuilt once."""
+        from runyard.compute.ssh.connection import POOL, ConnectionLost  # noqa: PLC0415
+
+        settings = _settings(cfg)
+        conn, entry = POOL.get(self._pool_key(), settings)
+        try:
+            return fn(conn, entry)
+        except ConnectionLost:
+            conn, entry = POOL.get(self._pool_key(), settings, fresh=True)
+            return fn(conn, entry)
+
+    # -- contract ----------------------------------------------------------------------------
     def submit(self, job: JobSpec) -> dict[str, Any]:
-        raise ComputeTargetNotSupported(NOT_LANDED)
+        from runyard.compute.ssh import agent  # noqa: PLC0415
+        from runyard.compute.ssh.sync import upload_for  # noqa: PLC0415
+
+        if not _RUN_ID.fullmatch(job.run_id) or job.run_id.startswith((".", "-")):
+            raise ComputeTargetInvalid("run_id", f"{job.run_id!r} cannot name a folder on a "
+                                       "remote host")
+        cfg = self._configuration()
+        root, python = cfg.workdir, str(cfg.python)
+        run_dir = f"{root}/runs/{job.run_id}"
+        upload = upload_for(self.workspace.snapshots, job.snapshot_id)
+        bundle_dir = f"{root}/bundle/{upload.bundle['digest']}"
+        command = list(job.command)
+        if command and command[0] == "python":
+            command[0] = python
+        env = dict(job.env)
+        env.update({
+            ctx.ENV_RUN_ID: job.run_id, ctx.ENV_SPOOL_DIR: f"{run_dir}/spool",
+            ctx.ENV_ARTIFACTS_DIR: f"{run_dir}/artifacts", ctx.ENV_EXPERIMENT: job.experiment,
+            ctx.ENV_ATTEMPT: str(job.attempt), ctx.ENV_PROPERTIES: json.dumps(job.properties),
+            ctx.ENV_TAGS: json.dumps(job.tags), "AZUREML_RUN_ID": job.run_id,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": ":".join(p for p in (bundle_dir, job.env.get("PYTHONPATH", "")) if p),
+        })
+        spec: dict[str, Any] = {
+            "run_id": job.run_id, "attempt": job.attempt, "workdir": f"{run_dir}/wd",
+            "artifacts_dir": f"{run_dir}/artifacts", "spool_dir": f"{run_dir}/spool",
+            "command": command, "env": env,
+            "max_run_duration_seconds": job.max_run_duration_seconds,
+            "output_collection": job.output_collection,
+        }
+        if cfg.max_concurrent_runs:
+            spec["slots"] = {"dir": f"{root}/slots", "count": cfg.max_concurrent_runs}
+        if job.environment is not None:
+            spec["environment"] = {**job.environment, "cache_dir": f"{root}/envs"}
+        request: dict[str, Any] = {"root": root, "run_dir": run_dir, "attempt": job.attempt,
+                                   "job": spec, "files": upload.files, "bundle": upload.bundle}
+        needed = upload.blobs()
+        sent = {"bytes": 0}
+
+        def start(conn: Any, entry: Any) -> dict[str, Any]:
+            unknown = [[b, s] for b, s in needed if b not in entry.known_blobs]
+            send: list[str] = []
+            if unknown:
+                send = list(agent.call(conn, python, root, "missing",
+                                       {"root": root, "blobs": unknown})["missing"])
+                lacking = set(send)
+                entry.known_blobs.update(b for b, _ in unknown if b not in lacking)
+            for _ in range(3):
+                request["blobs"] = [[b, upload.sources[b][1]] for b in send]
+                sent["bytes"] += sum(upload.sources[b][1] for b in send)
+                answer = agent.call(conn, python, root, "start", request,
+                                    upload.payload(send), timeout=600)
+                if "missing" in answer:  # the host lost blobs we thought it had
+                    send = [b for b in answer["missing"] if b in upload.sources]
+                    entry.known_blobs.difference_update(send)
+                    continue
+                entry.known_blobs.update(b for b, _ in needed)
+                handle: dict[str, Any] = answer["handle"]
+                return handle
+            raise ComputeTargetError(f"{cfg.address}: the code could not be placed on the host")
+
+        remote = self._with_connection(cfg, start)
+        return {"version": HANDLE_VERSION, "kind": self.kind, "target": self.name,
+                "run_id": job.run_id, "address": cfg.address, "run_dir": run_dir,
+                "attempt": int(remote.get("attempt", job.attempt)), "pid": int(remote["pid"]),
+                "pid_start": remote.get("pid_start"), "boot_id": remote.get("boot_id", ""),
+                "uploaded_bytes": sent["bytes"]}
 
     def poll(self, handle: dict[str, Any], offsets: dict[str, int]) -> JobEvents:
-        raise ComputeTargetNotSupported(NOT_LANDED)
+        """Pull new spool lines and artifacts; an unreachable host is retried with backoff."""
+        from runyard.compute.ssh import agent  # noqa: PLC0415
+        from runyard.compute.ssh.sync import PullState, pull_artifacts, run_lock  # noqa: PLC0415
+
+        run_id = str(handle["run_id"])
+        local = self.workspace.run_dir(run_id)
+        with run_lock(local):
+            state = PullState(local)
+            if state.finished:  # everything was pulled after the runner ended: no SSH needed
+                return JobEvents(chunks={}, alive=False)
+            try:
+                cfg = self._configuration()
+            except RunyardError as exc:
+                return JobEvents(chunks={}, alive=False, reason=str(exc))
+            request = {"run_dir": handle["run_dir"], "pid": handle["pid"],
+                       "pid_start": handle.get("pid_start"), "boot_id": handle.get("boot_id"),
+                       "offsets": offsets}
+
+            def go(conn: Any, entry: Any) -> dict[str, Any]:
+                answer = agent.call(conn, str(cfg.python), cfg.workdir, "poll", request,
+                                    timeout=POLL_TIMEOUT_SECONDS)
+                conn.with_sftp(lambda sftp: pull_artifacts(
+                    sftp, f"{handle['run_dir']}/artifacts", local / "artifacts",
+                    answer.get("files", []), state), "pulling artifacts")
+                return answer
+
+            try:
+                answer = self._with_connection(cfg, go)
+            except RunyardError as exc:
+                return self._unreachable(cfg, state, exc)
+            chunks = {str(s): (int(frm), str(data).encode("latin-1"))
+                      for s, (frm, data) in answer.get("chunks", {}).items()}
+            state.unreachable_since = None
+            state.finished = not answer.get("alive") and not chunks
+            state.save()
+        return JobEvents(chunks=chunks, alive=bool(answer.get("alive")))
+
+    def _unreachable(self, cfg: RemoteAttachConfiguration, state: Any,
+                     exc: RunyardError) -> JobEvents:
+        now = time.time()
+        if state.unreachable_since is None:
+            state.unreachable_since = now
+            state.save()
+        waited = now - state.unreachable_since
+        if waited < cfg.unreachable_timeout_seconds:
+            return JobEvents(chunks={}, alive=True)  # keep waiting; retried with backoff
+        return JobEvents(chunks={}, alive=False, reason=(
+            f"the host {cfg.address} could not be reached for {waited:.0f} s "
+            f"(unreachable_timeout_seconds={cfg.unreachable_timeout_seconds:g}): {exc}. The run "
+            "may still be running there; it is not started again"))
 
     def cancel(self, handle: dict[str, Any]) -> None:
-        raise ComputeTargetNotSupported(NOT_LANDED)
+        from runyard.compute.ssh import agent  # noqa: PLC0415
+
+        cfg = self._configuration()
+        request = {"run_dir": handle["run_dir"], "pid": handle["pid"],
+                   "pid_start": handle.get("pid_start"), "boot_id": handle.get("boot_id"),
+                   "grace": CANCEL_GRACE_SECONDS}
+        try:
+            self._with_connection(cfg, lambda conn, _e: agent.call(
+                conn, str(cfg.python), cfg.workdir, "cancel", request,
+                timeout=CANCEL_GRACE_SECONDS + 30))
+        except TargetUnavailable as exc:
+            raise TargetUnavailable(
+                f"cannot cancel run {handle.get('run_id')}: {exc}. Try again; if the host stays "
+                f"unreachable the run turns NotResponding after "
+                f"{cfg.unreachable_timeout_seconds:g} s") from None
+
+
+def require_ssh() -> None:
+    """Refuse clearly when the SSH client library (the ``ssh`` extra) is not installed."""
+    import importlib.util  # noqa: PLC0415
+
+    if importlib.util.find_spec("paramiko") is None:
+        raise ComputeTargetNotSupported("the remote kind needs the SSH client library: "
+                                        "pip install 'runyard[ssh]' (paramiko)")
+
+
+def _settings(cfg: RemoteAttachConfiguration) -> Any:
+    require_ssh()
+    from runyard.compute.ssh.connection import Settings  # noqa: PLC0415
+
+    return Settings(address=cfg.address, port=cfg.ssh_port, username=cfg.username,
+                    password=cfg.password, private_key=cfg.private_key,
+                    private_key_passphrase=cfg.private_key_passphrase,
+                    private_key_file=cfg.private_key_file, host_key=cfg.host_key,
+                    known_hosts_file=cfg.known_hosts_file,
+                    trust_unknown_host_key=cfg.trust_unknown_host_key)

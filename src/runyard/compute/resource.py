@@ -88,11 +88,12 @@ def create_target(ws: Workspace, name: str, config: ComputeConfiguration) -> Com
     _store(ws, name, cls, config, "Creating")
     target = cls(ws, name)
     try:
-        target.provision()
+        pending = target.provision()
     except Exception as exc:
         ws.store.update_compute_target(name, state="Failed", errors=[str(exc)])
         raise
-    ws.store.update_compute_target(name, state="Succeeded", errors=[])
+    if pending is None:  # else it comes up in the background; status() finishes the state
+        ws.store.update_compute_target(name, state="Succeeded", errors=[])
     return target
 
 
@@ -178,8 +179,8 @@ def remove_target(target: ComputeTarget, *, force: bool, detach: bool) -> None:
             f"target {target.name!r} has {len(runs)} unfinished run(s): {', '.join(runs)}; "
             "cancel them or pass force=True (--force) to cancel them and go on",
             details={"runs": runs})
+    ws.store.update_compute_target(target.name, state="Deleting")
     for run_id in runs:
         cancel_run(ws, run_id)
-    ws.store.update_compute_target(target.name, state="Deleting")
     target.teardown()
     ws.store.delete_compute_target(target.name)

@@ -17,6 +17,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent
 #: Paths relative to the ``runyard`` package directory.
 BUNDLE_FILES: tuple[str, ...] = (
     "__init__.py",
+    "compat/__init__.py",
+    "compat/azureml/__init__.py",
+    "compat/azureml/core/__init__.py",
     "errors.py",
     "entities.py",
     "run.py",

@@ -28,12 +28,14 @@ def new_run_id(experiment: str) -> str:
     return f"{experiment}_{int(time.time())}_{secrets.token_hex(4)}"
 
 
-def _interpreter(rc: RunConfiguration) -> str:
+def _interpreter(rc: RunConfiguration, on_target: bool = False) -> str:
     py = rc.environment.python
     if not py.user_managed_dependencies and (rc.environment.has_dependencies
                                              or rc.environment.docker.enabled):
         return ENV_PYTHON  # system-managed: the runner puts the built environment's python here
     path = py.interpreter_path
+    if on_target:  # a path on the target's host (remote kind): the target resolves "python"
+        return path or "python"
     if not path or path == "python":
         return sys.executable
     found = shutil.which(path) if os.sep not in path else (path if os.path.isfile(path) else None)
@@ -45,8 +47,11 @@ def _interpreter(rc: RunConfiguration) -> str:
     return found
 
 
-def build_command(src: Path, rc: RunConfiguration) -> list[str]:
-    """The command line of the run, checked against the source directory."""
+def build_command(src: Path, rc: RunConfiguration, on_target: bool = False) -> list[str]:
+    """The command line of the run, checked against the source directory.
+
+    ``on_target``: the interpreter path belongs to the target's host and is not checked here.
+    """
     if rc.command and rc.script:
         raise InvalidParameter("command", "give either script (with arguments) or command, "
                                "not both")
@@ -65,7 +70,18 @@ def build_command(src: Path, rc: RunConfiguration) -> list[str]:
     if not full.is_file():
         raise InvalidParameter("script", f"{rc.script!r} does not exist in the source "
                                f"directory {src}; check the name or the source_directory")
-    return [_interpreter(rc), full.relative_to(src).as_posix(), *(str(a) for a in rc.arguments)]
+    return [_interpreter(rc, on_target), full.relative_to(src).as_posix(),
+            *(str(a) for a in rc.arguments)]
+
+
+def _interpreter_on_target(ws: Workspace, name: str) -> bool:
+    """Whether target ``name`` resolves user-managed interpreter paths on its own host."""
+    from runyard.compute.resource import target_class  # noqa: PLC0415
+
+    try:
+        return bool(getattr(target_class(ws, name), "interpreter_on_target", False))
+    except RunyardError:
+        return False  # an unknown target is reported below, after the script checks
 
 
 def submit_script_run(ws: Workspace, experiment: str, config: ScriptRunConfig,
@@ -77,24 +93,34 @@ def submit_script_run(ws: Workspace, experiment: str, config: ScriptRunConfig,
     if not src.is_dir():
         raise InvalidParameter("source_directory", f"{config.source_directory!r} is not a "
                                "directory; pass the folder that holds your script")
-    command = build_command(src, rc)
+    command = build_command(src, rc, on_target=_interpreter_on_target(ws, rc.target))
     env_request, env_recorded = resolve_for_run(rc.environment, src,
                                                 rc.auto_prepare_environment)
-    target: ComputeTarget = ws.get_target(rc.target)
-    if not target.capabilities.script_runs.supported:
-        raise NotSupported(f"target {rc.target!r}: {target.capabilities.script_runs.reason}")
-    if rc.node_count > 1 and not target.capabilities.multi_node.supported:
-        raise NotSupported(f"node_count: {target.capabilities.multi_node.reason}")
+    run_based = rc.target == "amlcompute"  # a cluster made for this run (validated above)
+    target: ComputeTarget | None = None
+    if not run_based:
+        target = ws.get_target(rc.target)
+        if not target.capabilities.script_runs.supported:
+            raise NotSupported(f"target {rc.target!r}: "
+                               f"{target.capabilities.script_runs.reason}")
+        if rc.node_count > 1 and not target.capabilities.multi_node.supported:
+            raise NotSupported(f"node_count: {target.capabilities.multi_node.reason}")
+        target.check_run(rc)
     snapshot_id = None
     if rc.history.snapshot_project:
         max_bytes, max_files = ws.snapshot_limits
         snapshot_id = ws.snapshots.take(src, max_bytes=max_bytes, max_files=max_files,
                                         exclude=[ws.data_dir]).id
     clean_tags = {str(k): (None if v is None else str(v)) for k, v in (tags or {}).items()}
+    run_id = new_run_id(experiment)
+    if target is None:
+        from runyard.compute.cluster import create_run_based  # noqa: PLC0415
+
+        target = create_run_based(ws, rc, run_id)
     now = time.time()
     run = RunRecord(
-        id=new_run_id(experiment), experiment=experiment, status=RunStatus.QUEUED,
-        created_at=now, target=rc.target, snapshot_id=snapshot_id,
+        id=run_id, experiment=experiment, status=RunStatus.QUEUED,
+        created_at=now, target=target.name, snapshot_id=snapshot_id,
         definition={"runDefinition": {**rc.to_dict(), "environment": env_recorded},
                     "sourceDirectory": str(src), "command": command,
                     "environment": env_request and {"builder": env_request["builder"],
@@ -106,7 +132,12 @@ def submit_script_run(ws: Workspace, experiment: str, config: ScriptRunConfig,
                   command=command, env=dict(rc.environment.environment_variables),
                   max_run_duration_seconds=rc.max_run_duration_seconds,
                   output_collection=rc.history.output_collection, node_count=rc.node_count,
-                  tags=clean_tags, properties={}, environment=env_request)
+                  tags=clean_tags, properties={}, environment=env_request,
+                  process_count_per_node=rc.mpi.process_count_per_node,
+                  resources={k: float(v) for k, v in (("cpu", rc.resources.cpu),
+                                                      ("gpu", rc.resources.gpu),
+                                                      ("memory_gb", rc.resources.memory_gb))
+                             if v is not None})
     try:
         handle = target.submit(job)
     except (OSError, RunyardError) as exc:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
 from typing import TYPE_CHECKING
 
 from runyard.entities import RunRecord, RunStatus
-from runyard.errors import ComputeTargetNotFound, NotFound
+from runyard.errors import ComputeTargetNotFound, NotFound, RunyardError
 from runyard.services.runs.ingest import build_batch
 from runyard.store.base import RunFilter, Transition
 
 if TYPE_CHECKING:
+    from runyard.compute.base import ComputeTarget
     from runyard.workspace import Workspace
 
 #: Children still open when their parent ends take the parent's outcome.
@@ -54,18 +57,58 @@ def sync_run(ws: Workspace, run_id: str) -> RunRecord:
         fresh = store.get_run(owner.id)
         assert fresh is not None
         if not events.chunks:
+            if events.restart and not fresh.status.terminal and fresh.handle is not None:
+                _restart(ws, target, fresh, events.restart)
+                break
             if not events.alive and not fresh.status.terminal and fresh.handle is not None:
                 now = time.time()
                 tr = Transition(owner.id, RunStatus.NOT_RESPONDING,
-                                "the runner process vanished without reporting an end", now,
-                                error={"message": "The run's runner process is gone; the run "
-                                       "stopped without reporting its result."})
+                                events.reason or "the runner process vanished without "
+                                "reporting an end", now,
+                                error={"message": events.reason or "The run's runner process "
+                                       "is gone; the run stopped without reporting its result."})
                 if store.transition(tr):
                     _close_children(ws, owner.id, [tr])
             break
+    final = store.get_run(owner.id)
+    if final is not None and final.status.terminal:
+        target.on_run_end(owner.id)
     result = store.get_run(run_id)
     assert result is not None
     return result
+
+
+def _restart(ws: Workspace, target: ComputeTarget, run: RunRecord, cause: str) -> None:
+    """A new attempt after the target lost the last one (a preempted node): back to Queued,
+    started again on the target; it does not count against the run's retries."""
+    lock = ws.run_dir(run.id) / ".attempt.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # one restart per lost attempt, across processes
+        fresh = ws.store.get_run(run.id)
+        if (fresh is None or fresh.status.terminal or fresh.handle is None
+                or int(fresh.handle.get("attempt", fresh.attempt)) != run.attempt
+                or fresh.attempt != run.attempt):
+            return  # another process restarted it already (or it ended)
+        _start_next_attempt(ws, target, fresh, cause)
+    finally:
+        os.close(fd)
+
+
+def _start_next_attempt(ws: Workspace, target: ComputeTarget, run: RunRecord,
+                        cause: str) -> None:
+    assert run.handle is not None
+    attempt = ws.store.start_attempt(run.id, cause, time.time())
+    try:
+        handle = target.restart(run.handle, attempt)
+    except (OSError, RunyardError) as exc:
+        ws.store.transition(Transition(run.id, RunStatus.FAILED, "restart failed", time.time(),
+                                       attempt=attempt, error={
+                                           "message": f"could not start attempt {attempt} "
+                                                      f"after '{cause}': {exc}"}))
+        return
+    ws.store.set_handle(run.id, handle)
 
 
 def _close_children(ws: Workspace, parent_id: str, applied: list[Transition]) -> None:
