@@ -186,9 +186,30 @@ def test_cluster_is_up_with_no_nodes(cluster: ClusterCompute, ws: Workspace) -> 
     assert "cluster_token" not in cluster.config
     hs = cluster.head_state()
     assert hs is not None
-    dash_port = hs.dashboard_port
-    listening = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True).stdout
-    assert f"127.0.0.1:{dash_port}" in listening and f"*:{dash_port}" not in listening
+    listening = _listeners()  # loopback only (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0)
+    for port in (hs.dashboard_port, hs.gcs_port):
+        assert ("127.0.0.1", port) in listening
+        assert not any(p == port and a != "127.0.0.1" for a, p in listening)
+
+
+def _listeners() -> set[tuple[str, int]]:
+    """(address, port) of every listening TCP socket (/proc/net/tcp and tcp6); IPv4-mapped
+    loopback (::ffff:127.0.0.1) counts as 127.0.0.1."""
+    out = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state != "0A":
+                continue
+            addr, port = local.split(":")
+            if len(addr) == 32 and addr.startswith("0000000000000000FFFF0000"):
+                addr = addr[24:]
+            if len(addr) == 8:
+                ip = ".".join(str(int(addr[i:i + 2], 16)) for i in (6, 4, 2, 0))
+            else:
+                ip = "::1" if addr == "00000000000000000000000001000000" else f"v6:{addr}"
+            out.add((ip, int(port, 16)))
+    return out
 
 
 def test_queued_runs_scale_up_then_down(cluster: ClusterCompute, ws: Workspace) -> None:
@@ -432,7 +453,7 @@ def test_a_cluster_that_cannot_start_is_failed_with_rays_message(
 
 def test_run_based_cluster_is_made_for_the_run_and_deleted_after(ws: Workspace) -> None:
     rc = RunConfiguration()
-    rc.target = "amlcompute"
+    rc.target = "cluster"  # the issue's spelling; Azure's "amlcompute" runs in the compat tests
     rc.amlcompute.vm_size = "local-1cpu"
     rc.amlcompute._cluster_max_node_count = 1
     run = submit(ws, rc.target, "train.py", run_config=rc)
@@ -447,4 +468,4 @@ def test_run_based_cluster_is_made_for_the_run_and_deleted_after(ws: Workspace) 
     assert run.get_metrics()["loss"] == [1.0, 0.5, pytest.approx(1 / 3)]
     assert name not in ws.compute_targets  # deleted once the run ended
     assert_no_processes(hs.uid, hs.sid)
-    assert details["runDefinition"]["target"] == "amlcompute"
+    assert details["runDefinition"]["target"] == "cluster"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import secrets
 import shlex
@@ -155,6 +156,17 @@ def check_run_based(rc: RunConfiguration) -> None:
                                f"{rc.node_count} nodes but the cluster may have only {count}; "
                                f"set _cluster_max_node_count to {rc.node_count} or more")
     requested_resources(size, _request_of(rc))
+
+
+def is_run_based(ws: Workspace, rc: RunConfiguration) -> bool:
+    """Whether a run asks for a cluster of its own: ``target="amlcompute"`` (Azure's name), or
+    ``target="cluster"`` with ``amlcompute.vm_size`` set and no target named ``cluster``."""
+    if rc.target == "cluster":
+        if not rc.amlcompute.vm_size or ws.store.get_compute_target("cluster") is not None:
+            return False
+        check_run_based(rc)
+        return True
+    return rc.target == "amlcompute"
 
 
 def create_run_based(ws: Workspace, rc: RunConfiguration, run_id: str) -> ClusterCompute:
@@ -396,8 +408,6 @@ class ClusterCompute(ComputeTarget):
         pids: dict[str, Any] = {}
         if hs is not None:
             with contextlib.suppress(OSError, ValueError):
-                import json  # noqa: PLC0415
-
                 pids = json.loads(hs.path(headmod.NODES_FILE).read_text())
         jobs = self.dashboard(hs).jobs()
         for node in nodes:

@@ -96,7 +96,11 @@ def submit_script_run(ws: Workspace, experiment: str, config: ScriptRunConfig,
     command = build_command(src, rc, on_target=_interpreter_on_target(ws, rc.target))
     env_request, env_recorded = resolve_for_run(rc.environment, src,
                                                 rc.auto_prepare_environment)
-    run_based = rc.target == "amlcompute"  # a cluster made for this run (validated above)
+    run_based = False  # a cluster made for this run (Azure's run-based creation)
+    if rc.target in ("amlcompute", "cluster"):
+        from runyard.compute.cluster import is_run_based  # noqa: PLC0415
+
+        run_based = is_run_based(ws, rc)
     target: ComputeTarget | None = None
     if not run_based:
         target = ws.get_target(rc.target)
