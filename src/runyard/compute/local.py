@@ -42,7 +42,8 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-def _reap(pid: int) -> None:
+def reap(pid: int) -> None:
+    """Collect ``pid`` if it is our exited child (so it does not linger as a zombie)."""
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
 
@@ -162,7 +163,7 @@ class LocalTarget(ComputeTarget):
     def alive(self, handle: dict[str, Any]) -> bool:
         """Whether the runner of ``handle`` still runs (pid and start time both match)."""
         pid = int(handle["pid"])
-        _reap(pid)
+        reap(pid)
         start = process_start_time(pid)
         return start is not None and start == handle.get("pid_start")
 

@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runyard.compute.local import process_start_time, reap
+
 MARKER_ENV = "RUNYARD_RAY_CLUSTER"
 STATE_FILE = "state.json"
 START_LOG = "start.log"
@@ -181,29 +183,11 @@ def start_head(state: HeadState, token: str) -> None:
     state.save()
 
 
-def process_start_time(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks, None when gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    fields = data[data.rfind(b")") + 2:].split()
-    if fields[0] in (b"Z", b"X"):
-        return None
-    return int(fields[19])
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
 def start_outcome(state: HeadState) -> tuple[str, str]:
     """``("starting"|"started"|"failed", message)`` of the head's start."""
     rc_file = state.path(START_RC)
     if state.starter_pid:
-        _reap(state.starter_pid)
+        reap(state.starter_pid)
     if not rc_file.exists():
         alive = state.starter_pid and process_start_time(state.starter_pid) == \
             state.starter_start
@@ -294,7 +278,7 @@ def stop_processes(uid: str, sid: int | None, grace: float = 3.0) -> int:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, sig)
             seen.add(pid)
-            _reap(pid)
+            reap(pid)
         if sig == signal.SIGKILL and time.monotonic() > deadline + 10:
             return len(seen)  # unkillable (D state): give up rather than hang
         time.sleep(0.2)

@@ -7,7 +7,12 @@ from runyard.environment import (
     Environment,
     PythonSection,
 )
-from runyard.runconfig import HistoryConfiguration, RunConfiguration
+from runyard.runconfig import (
+    HistoryConfiguration,
+    MpiConfiguration,
+    PyTorchConfiguration,
+    RunConfiguration,
+)
 
 EnvironmentDefinition = Environment
 PythonEnvironment = PythonSection
@@ -17,4 +22,4 @@ MPI_GPU_IMAGE = DEFAULT_GPU_IMAGE
 
 __all__ = ["DEFAULT_CPU_IMAGE", "DEFAULT_GPU_IMAGE", "MPI_CPU_IMAGE", "MPI_GPU_IMAGE",
            "DockerEnvironment", "EnvironmentDefinition", "HistoryConfiguration",
-           "PythonEnvironment", "RunConfiguration"]
+           "MpiConfiguration", "PythonEnvironment", "PyTorchConfiguration", "RunConfiguration"]
