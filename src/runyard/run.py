@@ -354,9 +354,6 @@ class Run:
             stream.flush()
 
     # -- tracking (interactive runs log through the spool; others write to the store) --------
-    def _live_or_none(self) -> _ctx.LiveRun | None:
-        return self._live
-
     def _flush_live(self) -> None:
         if self._live is not None:
             self._live.flush()

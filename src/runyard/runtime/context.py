@@ -85,7 +85,6 @@ class _Tracker:
         self._series: dict[tuple[str, str, str], tuple[list[int], list[Any], list[float]]] = {}
         self._count = 0
         self._lock = threading.Lock()
-        self._last_flush = time.monotonic()
         self._closed = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._flusher, name="runyard-flush", daemon=True)
@@ -108,7 +107,6 @@ class _Tracker:
         with self._lock:
             series, self._series = self._series, {}
             self._count = 0
-            self._last_flush = time.monotonic()
         for (run_id, name, kind), (steps, values, times) in series.items():
             self.writer.emit("metrics", run_id=run_id, name=name, kind=kind, steps=steps,
                              values=values, times=times)

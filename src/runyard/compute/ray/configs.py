@@ -172,10 +172,20 @@ def local_config(config: ClusterProvisioningConfiguration, name: str, gcs_addres
 
 
 # -- clouds --------------------------------------------------------------------------------------
-def _cloud_commands(out: dict[str, Any]) -> None:
+def _cloud_nodes(out: dict[str, Any], config: ClusterProvisioningConfiguration, size: VmSize,
+                 head: tuple[str, dict[str, Any]], worker_type: str,
+                 worker: dict[str, Any]) -> dict[str, Any]:
+    """Finish a cloud config: a CPU-less head, one worker type, Ray's start commands."""
+    head_type, head_node_config = head
+    out["available_node_types"] = {
+        head_type: {"resources": {"CPU": 0}, "node_config": head_node_config},
+        worker_type: _worker(config, worker, node_resources(size)),
+    }
+    out["head_node_type"] = head_type
     out["setup_commands"] = list(_SETUP)
     out["head_start_ray_commands"] = list(_HEAD_START)
     out["worker_start_ray_commands"] = list(_WORKER_START)
+    return out
 
 
 def azure_config(config: ClusterProvisioningConfiguration, name: str) -> dict[str, Any]:
@@ -203,15 +213,9 @@ def azure_config(config: ClusterProvisioningConfiguration, name: str) -> dict[st
     worker_arm: dict[str, Any] = {"vmSize": azure_vm_size(size), **image}
     if config.vm_priority == "lowpriority":
         worker_arm["priority"] = "Spot"
-    out["available_node_types"] = {
-        HEAD_TYPE: {"resources": {"CPU": 0}, "node_config": {"azure_arm_parameters": {
-            "vmSize": "Standard_D2s_v3", **image}}},
-        node_type_name(config): _worker(config, {"azure_arm_parameters": worker_arm},
-                                        node_resources(size)),
-    }
-    out["head_node_type"] = HEAD_TYPE
-    _cloud_commands(out)
-    return out
+    return _cloud_nodes(out, config, size, (HEAD_TYPE, {"azure_arm_parameters": {
+        "vmSize": "Standard_D2s_v3", **image}}), node_type_name(config),
+        {"azure_arm_parameters": worker_arm})
 
 
 def aws_config(config: ClusterProvisioningConfiguration, name: str) -> dict[str, Any]:
@@ -228,13 +232,8 @@ def aws_config(config: ClusterProvisioningConfiguration, name: str) -> dict[str,
     if config.tags:
         worker["TagSpecifications"] = [{"ResourceType": "instance", "Tags": [
             {"Key": k, "Value": v} for k, v in sorted(config.tags.items())]}]
-    out["available_node_types"] = {
-        HEAD_TYPE: {"resources": {"CPU": 0}, "node_config": {"InstanceType": "m5.large"}},
-        node_type_name(config): _worker(config, worker, node_resources(size)),
-    }
-    out["head_node_type"] = HEAD_TYPE
-    _cloud_commands(out)
-    return out
+    return _cloud_nodes(out, config, size, (HEAD_TYPE, {"InstanceType": "m5.large"}),
+                        node_type_name(config), worker)
 
 
 def gcp_config(config: ClusterProvisioningConfiguration, name: str) -> dict[str, Any]:
@@ -260,14 +259,9 @@ def gcp_config(config: ClusterProvisioningConfiguration, name: str) -> dict[str,
         worker["networkInterfaces"] = [{"subnetwork": config.subnet_name}]
     if config.tags:
         worker["labels"] = {k.lower(): str(v).lower() for k, v in config.tags.items()}
-    out["available_node_types"] = {
-        "ray_head_default": {"resources": {"CPU": 0}, "node_config": {
-            "machineType": "n1-standard-2", "disks": disks}},
-        node_type_name(config).replace(".", "_"): _worker(config, worker, node_resources(size)),
-    }
-    out["head_node_type"] = "ray_head_default"
-    _cloud_commands(out)
-    return out
+    return _cloud_nodes(out, config, size, ("ray_head_default", {
+        "machineType": "n1-standard-2", "disks": disks}),
+        node_type_name(config).replace(".", "_"), worker)
 
 
 def launcher_config(config: ClusterProvisioningConfiguration, name: str) -> dict[str, Any]:

@@ -190,35 +190,36 @@ class Connection:
         if s.private_key is not None:
             source = s.private_key_file or "(stored key)"
             pkey = load_private_key(s.private_key, s.private_key_passphrase, source)
-            try:
-                transport.auth_publickey(s.username, pkey)
+            if self._try_auth(lambda: transport.auth_publickey(s.username, pkey), refused,
+                              "key", f"the key {source} was not accepted for {s.username!r}"):
                 return
-            except paramiko.BadAuthenticationType as exc:
-                refused.append(f"key authentication is not allowed there (allowed: "
-                               f"{', '.join(exc.allowed_types)})")
-            except paramiko.AuthenticationException:
-                refused.append(f"the key {source} was not accepted for {s.username!r}")
-            except (paramiko.SSHException, EOFError, OSError) as exc:
-                raise TargetUnavailable(f"{s.where}: the connection broke during "
-                                        f"authentication ({type(exc).__name__})") from None
             if s.password is None:
                 raise ComputeTargetInvalid("private_key_file", f"authentication failed at "
                                            f"{s.where}: {refused[0]}")
         if s.password is not None:
-            try:
-                transport.auth_password(s.username, s.password.reveal())
+            password = s.password
+            if self._try_auth(lambda: transport.auth_password(s.username, password.reveal()),
+                              refused, "password", f"wrong password for user {s.username!r}"):
                 return
-            except paramiko.BadAuthenticationType as exc:
-                refused.append(f"password authentication is not allowed there (allowed: "
-                               f"{', '.join(exc.allowed_types)})")
-            except paramiko.AuthenticationException:
-                refused.append(f"wrong password for user {s.username!r}")
-            except (paramiko.SSHException, EOFError, OSError) as exc:
-                raise TargetUnavailable(f"{s.where}: the connection broke during "
-                                        f"authentication ({type(exc).__name__})") from None
             raise ComputeTargetInvalid("password", f"authentication failed at {s.where}: "
                                        + "; ".join(refused))
         raise ComputeTargetInvalid("password", "give a password or a private_key_file")
+
+    def _try_auth(self, attempt: Callable[[], object], refused: list[str], method: str,
+                  rejected: str) -> bool:
+        """Run one authentication attempt; a refusal is noted in ``refused``."""
+        try:
+            attempt()
+            return True
+        except paramiko.BadAuthenticationType as exc:
+            refused.append(f"{method} authentication is not allowed there (allowed: "
+                           f"{', '.join(exc.allowed_types)})")
+        except paramiko.AuthenticationException:
+            refused.append(rejected)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise TargetUnavailable(f"{self.settings.where}: the connection broke during "
+                                    f"authentication ({type(exc).__name__})") from None
+        return False
 
     # -- using -----------------------------------------------------------------------------
     @property

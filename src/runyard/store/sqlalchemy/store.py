@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -447,10 +446,3 @@ class SqlWorkspaceStore(ComputeRows, WorkspaceStore):
         except _StaleOffsets:
             return []
         return applied
-
-
-def metric_json(value: Any) -> str:
-    """JSON text of a non-scalar metric value."""
-    return json.dumps(value, separators=(",", ":"))
-
-
