@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from runyard import Experiment, ScriptRunConfig, Workspace
-from runyard.compute.base import ComputeTarget
+from runyard.computetarget import ComputeTarget
 
 IDLE_S = 5
 AUTOSCALER_PERIOD_S = 1.0
@@ -101,8 +101,8 @@ def run(repeats: int = 5) -> list[dict[str, Any]]:
     except ImportError:
         return [{"benchmark": "cluster", "unit": "", "runyard": None, "peer_name": None,
                  "peer": None, "note": "skipped: the 'ray' extra is not installed"}]
-    from runyard.compute.cluster import ClusterCompute
-    from runyard.compute.ray import head as headmod
+    from runyard.computetarget import ClusterCompute
+    from runyard.compute.cluster.ray import head as headmod
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="runyard-bench-cluster-") as tmp:

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from runyard import Environment, Experiment, Run, ScriptRunConfig, Workspace
-from runyard.compute.base import ComputeTarget
-from runyard.compute.remote import RemoteCompute
-from runyard.compute.ssh.connection import POOL
+from runyard.computetarget import ComputeTarget
+from runyard.computetarget import RemoteCompute
+from runyard.compute.remote.ssh.connection import POOL
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))

@@ -13,14 +13,25 @@ exit status is 1 if any module failed.
     python benchmarks/harness.py [--repeats N] [--json FILE] [NAME ...]
 
 NAME selects modules whose name contains it (``store`` picks ``bench_store.py``).
+
+Two more modes:
+
+* ``--baseline REF``: measure each selected module against git revision REF ("before") and the
+  working tree ("after") in the same run, interleaved; see ``benchmarks/compare.py``.
+* ``--module-json FILE PATH``: run the one module file PATH and write its rows as JSON to FILE
+  (``-``: stdout); ``--expect-runyard DIR`` first checks that ``import runyard`` resolves into
+  DIR and exits 3 when it does not. compare.py runs each side of a comparison this way, in a
+  subprocess whose PYTHONPATH selects the tree.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import json
 import math
+import os
 import sys
 import time
 import traceback
@@ -149,14 +160,81 @@ def print_plain(rows: list[dict[str, Any]], title: str) -> None:
             print("-+-".join("-" * w for w in widths))
 
 
+def runyard_location(expect: Path | None) -> str:
+    """The resolved ``runyard/__init__.py`` this process imports; exit 3 if not under ``expect``.
+
+    Imported before the module under test, so a wrong PYTHONPATH stops the run before anything
+    is measured, and reported again in the JSON payload afterwards.
+    """
+    module = importlib.import_module("runyard")
+    where = Path(module.__file__ or "?").resolve()
+    if expect is not None and not where.is_relative_to(expect.resolve()):
+        print(f"harness: FATAL: `import runyard` resolved to {where}, expected a module under "
+              f"{expect.resolve()} (PYTHONPATH={os.environ.get('PYTHONPATH', '')!r})",
+              file=sys.stderr, flush=True)
+        raise SystemExit(3)
+    return str(where)
+
+
+def module_json(path: Path, repeats: int, out: str, expect: Path | None) -> int:
+    """Run the one module file ``path`` and write ``{"rows": [...], ...}`` to ``out``."""
+    path = path.resolve()
+    runyard_file = runyard_location(expect)
+    sys.path.insert(0, str(path.parent))  # the module's own helpers (peers/) come first
+    error: str | None = None
+    error_type: str | None = None
+    t0 = time.perf_counter()
+    try:
+        rows = load_and_run(path, repeats)
+    except (Exception, SystemExit) as exc:
+        traceback.print_exc(file=sys.stderr)
+        rows = [error_row(path, exc)]
+        error, error_type = str(rows[0]["note"]), type(exc).__name__
+    payload = {
+        "module": path.stem,
+        "path": str(path),
+        "python": sys.executable,
+        "runyard_file": runyard_location(expect),  # again: the module could have re-imported
+        "runyard_file_before_run": runyard_file,
+        "repeats": repeats,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "rows": rows,
+        "error": error,
+        "error_type": error_type,
+    }
+    text = json.dumps(payload, indent=2, default=str) + "\n"
+    if out == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        Path(out).write_text(text)
+    return 1 if error else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n")[0])
     parser.add_argument("names", nargs="*", help="select modules whose name contains NAME")
     parser.add_argument("--repeats", type=int, default=5, help="repeats per measurement (5)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--baseline", metavar="REF",
+                        help="compare git revision REF (before) with the working tree (after)")
+    parser.add_argument("--module-json", metavar="FILE",
+                        help="run the one module file given as NAME, write its rows as JSON")
+    parser.add_argument("--expect-runyard", type=Path, metavar="DIR",
+                        help="with --module-json: exit 3 unless runyard is imported from DIR")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    if args.baseline is not None:
+        sys.path.insert(0, str(BENCH_DIR))
+        import compare  # noqa: PLC0415 - only this mode needs it
+
+        return compare.main(sys.argv[1:] if argv is None else argv)
+    if args.module_json is not None:
+        if len(args.names) != 1 or not Path(args.names[0]).is_file():
+            parser.error("--module-json takes exactly one bench module file path")
+        return module_json(Path(args.names[0]), args.repeats, args.module_json,
+                           args.expect_runyard)
 
     paths = discover(args.names)
     if not paths:

@@ -135,6 +135,9 @@ class MetricSeries:
     values: list[float | None]
     values_json: list[str | None]
     ts: list[float]
+    #: Logged from outside the script (``Run.log`` on a run object): the store numbers the
+    #: values after the series' last stored step, in the same transaction (``steps`` ignored).
+    append: bool = False
 
     @classmethod
     def from_rows(cls, run_id: str, rows: list[MetricRow]) -> list[MetricSeries]:

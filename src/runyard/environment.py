@@ -13,12 +13,15 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runyard.errors import InvalidParameter
 
 if TYPE_CHECKING:
-    from runyard.workspace import Workspace
+    class _Workspace(Protocol):
+        """What registration needs of a workspace: its client (see ``runyard.client``)."""
+
+        client: Any
 
 DEFAULT_CPU_IMAGE = "mcr.microsoft.com/azureml/base:0.2.4"
 DEFAULT_GPU_IMAGE = "mcr.microsoft.com/azureml/base-gpu:0.2.4"
@@ -177,32 +180,35 @@ class Environment:
         env.python.conda_dependencies = cd
         return env
 
-    # -- registration ------------------------------------------------------------------------
-    def register(self, workspace: Workspace) -> Environment:
+    # -- registration (through the workspace's client) ---------------------------------------
+    @classmethod
+    def _from_record(cls, rec: Any) -> Environment:
+        env = cls.from_dict(rec.definition)
+        env.name = rec.name
+        env.version = str(rec.version)
+        return env
+
+    def register(self, workspace: _Workspace) -> Environment:
         """Register in ``workspace``: a new version only when the definition changed.
 
         Returns the registered environment (its ``version`` set); this object's ``version``
         is set too.
         """
-        from runyard.environments.registry import register_environment  # noqa: PLC0415
-
-        registered = register_environment(workspace, self)
+        registered = self._from_record(workspace.client.register_environment(self))
         self.version = registered.version
         return registered
 
-    @staticmethod
-    def get(workspace: Workspace, name: str, version: str | int | None = None) -> Environment:
+    @classmethod
+    def get(cls, workspace: _Workspace, name: str,
+            version: str | int | None = None) -> Environment:
         """A registered environment (the latest version unless ``version`` is given)."""
-        from runyard.environments.registry import get_environment  # noqa: PLC0415
+        return cls._from_record(workspace.client.get_environment(name, version))
 
-        return get_environment(workspace, name, version)
-
-    @staticmethod
-    def list(workspace: Workspace) -> dict[str, Environment]:
+    @classmethod
+    def list(cls, workspace: _Workspace) -> dict[str, Environment]:
         """The latest version of every registered environment, by name."""
-        from runyard.environments.registry import list_environments  # noqa: PLC0415
-
-        return list_environments(workspace)
+        return {rec.name: cls._from_record(rec)
+                for rec in workspace.client.list_environments()}
 
     def __repr__(self) -> str:
         return f"Environment(name={self.name!r}, version={self.version!r})"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runyard.entities import RunRecord, RunStatus
+from runyard.entities import RunStatus
 from runyard.errors import InvalidParameter
 from runyard.naming import check_experiment_name
 from runyard.store.base import RunFilter
@@ -40,19 +39,18 @@ class Experiment:
     @property
     def id(self) -> str:
         """The experiment's id (the experiment is recorded on first use)."""
-        return self.workspace.store.get_or_create_experiment(self.name).id
+        return self.workspace.client.get_or_create_experiment(self.name).id
 
     def submit(self, config: ScriptRunConfig, tags: dict[str, Any] | None = None,
                **kwargs: Any) -> Run:
         """Submit a run configuration; returns the run at once (it runs in the background)."""
         from runyard.run import Run  # noqa: PLC0415
         from runyard.runconfig import ScriptRunConfig  # noqa: PLC0415
-        from runyard.services.runs.submit import submit_script_run  # noqa: PLC0415
 
         if not isinstance(config, ScriptRunConfig):
             raise InvalidParameter("config", f"cannot submit a {type(config).__name__}; pass a "
                                    "ScriptRunConfig")
-        record = submit_script_run(self.workspace, self.name, config, tags)
+        record = self.workspace.client.submit_run(self.name, config, tags)
         return Run._from_record(self, record)
 
     def start_logging(self, *args: Any, snapshot_directory: str | os.PathLike[str] | None = None,
@@ -60,31 +58,10 @@ class Experiment:
                       display_name: str | None = None, **kwargs: Any) -> Run:
         """Start an interactive run tracked from this process (use ``with`` to complete it)."""
         from runyard.run import Run  # noqa: PLC0415
-        from runyard.runtime.context import start_interactive  # noqa: PLC0415
-        from runyard.services.runs.submit import new_run_id  # noqa: PLC0415
 
-        ws = self.workspace
-        snapshot_id = None
-        if snapshot_directory is not None:
-            max_bytes, max_files = ws.snapshot_limits
-            snapshot_id = ws.snapshots.take(Path(snapshot_directory), max_bytes=max_bytes,
-                                            max_files=max_files, exclude=[ws.data_dir]).id
-        now = time.time()
-        from runyard.compute.local import process_start_time  # noqa: PLC0415
-
-        rd = ws.run_dir(record_id := new_run_id(self.name))
-        handle = {"version": 1, "kind": "local", "pid": os.getpid(),
-                  "pid_start": process_start_time(os.getpid()), "run_dir": str(rd),
-                  "attempt": 1}
-        record = RunRecord(id=record_id, experiment=self.name,
-                           status=RunStatus.RUNNING, created_at=now, start_time=now,
-                           run_type="runyard.interactive", display_name=display_name,
-                           target="local", snapshot_id=snapshot_id, handle=handle,
-                           definition={"outputs": str(outputs) if outputs else None})
-        ws.store.get_or_create_experiment(self.name)
-        ws.store.create_run(record, "interactive run started")
-        live = start_interactive(record.id, rd / "spool", rd / "artifacts", self.name,
-                                 str(ws.path))
+        record, live = self.workspace.client.start_interactive_run(
+            self.name, Path(snapshot_directory) if snapshot_directory is not None else None,
+            str(outputs) if outputs else None, display_name)
         run = Run._from_record(self, record)
         run._live = live
         run._outputs_dir = Path(outputs).resolve() if outputs else None
@@ -105,7 +82,7 @@ class Experiment:
         flt = RunFilter(experiment=self.name, top_level_only=not include_children,
                         statuses=statuses, tags=_kv_filter(tags, "tags"),
                         properties=_kv_filter(properties, "properties"))
-        for rec in self.workspace.store.list_runs(flt):
+        for rec in self.workspace.client.list_runs(flt):
             if type is None or rec.run_type == type:
                 yield Run._from_record(self, rec)
 
@@ -113,7 +90,7 @@ class Experiment:
     def list(workspace: Workspace, experiment_name: str | None = None,
              **_kwargs: Any) -> list[Experiment]:
         """Experiments of a workspace (optionally only the one named)."""
-        recs = workspace.store.list_experiments()
+        recs = workspace.client.list_experiments()
         return [Experiment(workspace, e.name) for e in recs
                 if experiment_name is None or e.name == experiment_name]
 

@@ -1,39 +1,42 @@
-"""Discovery of compute kinds through the ``runyard.compute`` entry-point group (lazy)."""
+"""Entry-point discovery (lazy): compute kinds, stores and, later, samplers.
+
+Built-in names always win over entry points of the same name, and a plugin that fails to load
+raises an error naming it (never swallowed).
+"""
 
 from __future__ import annotations
 
 import importlib
 from functools import cache
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
+from typing import Any
 
 from runyard.errors import NotFound, RunyardError
 
-if TYPE_CHECKING:
-    from runyard.compute.base import ComputeTarget
-
-#: Kinds that ship with runyard; entry points may add more (never silently replace these).
-BUILTIN_KINDS = {"local": "runyard.compute.local:LocalTarget"}
-
 
 @cache
-def compute_kinds() -> dict[str, str]:
-    """Map of kind name to ``module:Class`` from built-ins and entry points."""
-    kinds = dict(BUILTIN_KINDS)
-    for ep in entry_points(group="runyard.compute"):
-        kinds.setdefault(ep.name, ep.value)
-    return kinds
+def _entry_points(group: str) -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group=group)}
 
 
-def load_kind(kind: str) -> type[ComputeTarget]:
-    """Import the class of compute kind ``kind``; a broken plugin raises, never hides."""
-    kinds = compute_kinds()
-    if kind not in kinds:
-        raise NotFound(f"unknown compute kind {kind!r}; known kinds: {', '.join(sorted(kinds))}")
-    module, _, attr = kinds[kind].partition(":")
+def plugin_names(group: str, builtin: dict[str, str]) -> dict[str, str]:
+    """Map of name to ``module:attr`` for ``group``: built-ins, then entry points."""
+    names = dict(builtin)
+    for name, value in _entry_points(group).items():
+        names.setdefault(name, value)
+    return names
+
+
+def load_plugin(group: str, name: str, builtin: dict[str, str], what: str) -> Any:
+    """Import plugin ``name`` of ``group`` (``what`` names it in errors: "compute kind");
+    ``NotFound`` for an unknown name."""
+    names = plugin_names(group, builtin)
+    if name not in names:
+        raise NotFound(f"unknown {what} {name!r}; known {what.split()[-1]}s: "
+                       f"{', '.join(sorted(names))}")
+    module, _, attr = names[name].partition(":")
     try:
-        cls: type[ComputeTarget] = getattr(importlib.import_module(module), attr)
+        return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
-        raise RunyardError(f"compute kind {kind!r} could not be loaded from "
-                           f"{kinds[kind]!r}: {exc}") from exc
-    return cls
+        raise RunyardError(f"{what} {name!r} could not be loaded from "
+                           f"{names[name]!r}: {exc}") from exc

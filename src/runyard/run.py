@@ -10,7 +10,6 @@ from __future__ import annotations
 import builtins
 import codecs
 import json
-import shutil
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -67,7 +66,7 @@ class Run:
     """
 
     def __init__(self, experiment: Experiment, run_id: str, **_kwargs: Any) -> None:
-        record = experiment.workspace.store.get_run(run_id)
+        record = experiment.workspace.client.get_run(run_id)
         if record is None or record.experiment != experiment.name:
             raise NotFound(f"run {run_id!r} does not exist in experiment {experiment.name!r}")
         self._init(experiment, record)
@@ -96,7 +95,7 @@ class Run:
         """Fetch any run of the workspace by id."""
         from runyard.experiment import Experiment  # noqa: PLC0415
 
-        record = workspace.store.get_run(run_id)
+        record = workspace.client.get_run(run_id)
         if record is None:
             raise NotFound(f"run {run_id!r} does not exist in workspace {workspace.name!r}")
         return cls._from_record(Experiment(workspace, record.experiment), record)
@@ -144,10 +143,12 @@ class Run:
         return self.get_properties()
 
     def _refresh(self) -> RunRecord:
-        from runyard.services.runs.sync import sync_run  # noqa: PLC0415
-
-        self._record = sync_run(self.workspace, self.id)
-        return self._record
+        """A store read of the run (embedded: after one bounded reconcile step of it)."""
+        record = self.workspace.client.get_run(self.id, sync=True)
+        if record is None:
+            raise NotFound(f"run {self.id!r} does not exist")
+        self._record = record
+        return record
 
     # -- reading -----------------------------------------------------------------------------
     def get_status(self) -> str:
@@ -176,18 +177,18 @@ class Run:
     def get_events(self) -> list[dict[str, Any]]:
         """Every recorded status transition with its time and cause."""
         return [{"status": e.status.value, "attempt": e.attempt, "time": e.at, "cause": e.cause}
-                for e in self.workspace.store.list_events(self.id)]
+                for e in self.workspace.client.list_events(self.id)]
 
     def get_attempts(self) -> list[dict[str, Any]]:
         """Attempts of the run with their causes."""
         return [{"attempt": a.attempt, "started": a.started_at, "ended": a.ended_at,
                  "cause": a.cause, "status": a.status.value if a.status else None}
-                for a in self.workspace.store.list_attempts(self.id)]
+                for a in self.workspace.client.list_attempts(self.id)]
 
     def get_metrics(self, name: str | None = None, recursive: bool = False) -> dict[str, Any]:
         """Logged metrics: a repeated scalar is a list; rows build a column dict."""
         self._refresh()
-        rows = self.workspace.store.get_metric_rows(self.id, [name] if name else None)
+        rows = self.workspace.client.get_metric_rows(self.id, [name] if name else None)
         out = metrics_view(rows)
         if recursive:
             for child in self.get_children(recursive=True):
@@ -206,31 +207,22 @@ class Run:
             self._flush_live()
         return dict(self._refresh().properties)
 
-    def _artifacts(self) -> Path:
-        return self.workspace.run_dir(self.id) / "artifacts"
-
     def get_file_names(self) -> list[str]:
         """Artifact paths of the run (outputs/, logs/, system_logs/, uploads)."""
         if self._live is None and not self._record.status.terminal:
             self._refresh()
-        return [f.name for f in self.workspace.store.list_files(self.id)]
-
-    def _artifact_path(self, name: str) -> Path:
-        clean = _ctx.check_artifact_name(name)
-        path = self._artifacts() / clean
-        if clean not in self.get_file_names() or not path.is_file():
-            raise NotFound(f"run {self.id} has no file {name!r}; see get_file_names()")
-        return path
+        return [f.name for f in self.workspace.client.list_files(self.id)]
 
     def download_file(self, name: str, output_file_path: str | None = None,
                       **_kwargs: Any) -> str:
         """Copy artifact ``name`` to ``output_file_path`` (a file or folder; default: cwd)."""
-        src = self._artifact_path(name)
+        clean = _ctx.check_artifact_name(name)
+        if clean not in self.get_file_names():
+            raise NotFound(f"run {self.id} has no file {name!r}; see get_file_names()")
         dest = Path(output_file_path or Path(name).name)
         if dest.is_dir():
             dest = dest / Path(name).name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)
+        self.workspace.client.download_file(self.id, clean, dest)
         return str(dest)
 
     def download_files(self, prefix: str | None = None, output_directory: str | None = None,
@@ -243,8 +235,7 @@ class Run:
                 continue
             rel = name if append_prefix or not prefix else name[len(prefix):].lstrip("/")
             dest = out / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self._artifacts() / name, dest)
+            self.workspace.client.download_file(self.id, name, dest)
             done.append(str(dest))
         return done
 
@@ -259,7 +250,7 @@ class Run:
         flt = RunFilter(parent_id=self.id, top_level_only=False, statuses=statuses,
                         tags=_kv_filter(tags, "tags"),
                         properties=_kv_filter(properties, "properties"))
-        for rec in self.workspace.store.list_runs(flt):
+        for rec in self.workspace.client.list_runs(flt):
             child = Run._from_record(self.experiment, rec)
             if type is None or rec.run_type == type:
                 yield child
@@ -286,14 +277,12 @@ class Run:
         if not sid:
             raise NotFound(f"run {self.id} has no snapshot (history.snapshot_project was off)")
         dest = Path(path or sid)
-        return str(self.workspace.snapshots.restore(sid, dest))
+        return str(self.workspace.client.restore_snapshot(sid, dest))
 
     # -- control -----------------------------------------------------------------------------
     def cancel(self) -> None:
         """Stop the run and its whole process tree; a no-op once it has finished."""
-        from runyard.services.runs.control import cancel_run  # noqa: PLC0415
-
-        self._record = cancel_run(self.workspace, self.id)
+        self._record = self.workspace.client.cancel_run(self.id)
 
     def wait_for_completion(self, show_output: bool = False, wait_post_processing: bool = False,
                             raise_on_error: bool = True, timeout: float | None = None,
@@ -341,13 +330,7 @@ class Run:
         return "system_logs/driver_log.txt"
 
     def _print_new_log(self, stream: IO[str]) -> None:
-        path = self._artifacts() / self._log_name()
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(self._log_offset)
-                data = fh.read()
-        except FileNotFoundError:
-            return
+        data = self.workspace.client.read_file(self.id, self._log_name(), self._log_offset)
         if data:
             self._log_offset += len(data)
             stream.write(self._log_decoder.decode(data))
@@ -393,11 +376,7 @@ class Run:
         self._require_live("log_image").log_image(name, path, plot, description)
 
     def _direct_metric(self, name: str, kind: str, value: Any) -> None:
-        from runyard.services.runs.ingest import build_metric_row  # noqa: PLC0415
-
-        existing = self.workspace.store.get_metric_rows(self.id, [name])
-        self.workspace.store.add_metrics(self.id, [build_metric_row(name, kind, len(existing),
-                                                                    value)])
+        self.workspace.client.log_metric(self.id, name, kind, value)
 
     def _require_live(self, what: str) -> _ctx.LiveRun:
         if self._live is None:
@@ -414,12 +393,12 @@ class Run:
         if self._live is not None:
             self._live.set_tags(tags)
         else:
-            self.workspace.store.set_tags(self.id, {str(k): None if v is None else str(v)
-                                                    for k, v in tags.items()})
+            self.workspace.client.set_tags(self.id, {str(k): None if v is None else str(v)
+                                                     for k, v in tags.items()})
 
     def remove_tags(self, tags: Iterable[str]) -> None:
         """Remove tags."""
-        self.workspace.store.remove_tags(self.id, list(tags))
+        self.workspace.client.remove_tags(self.id, list(tags))
 
     def add_properties(self, properties: Mapping[str, Any]) -> None:
         """Add immutable properties; re-adding a key with another value raises."""
@@ -430,24 +409,17 @@ class Run:
             except _ctx.TrackingError as exc:
                 raise InvalidParameter("properties", str(exc)) from exc
         else:
-            self.workspace.store.add_properties(self.id, clean)
+            self.workspace.client.add_properties(self.id, clean)
 
     def upload_file(self, name: str, path_or_stream: Any) -> None:
         """Store a file as artifact ``name``."""
         if self._live is not None:
             self._live.upload_file(name, path_or_stream)
             return
-        from runyard.entities import FileRecord  # noqa: PLC0415
-
         clean = _ctx.check_artifact_name(name)
-        dest = self._artifacts() / clean
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(path_or_stream, (str, Path)):
-            shutil.copyfile(path_or_stream, dest)
-        else:
-            with open(dest, "wb") as fh:
-                shutil.copyfileobj(path_or_stream, fh)
-        self.workspace.store.add_files([FileRecord(self.id, clean, dest.stat().st_size)])
+        source = Path(path_or_stream) if isinstance(path_or_stream, (str, Path)) \
+            else path_or_stream
+        self.workspace.client.upload_file(self.id, clean, source)
 
     def upload_folder(self, name: str, path: str) -> None:
         """Upload a folder's files under ``name/``."""

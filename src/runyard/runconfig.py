@@ -177,7 +177,7 @@ class RunConfiguration:
                 raise InvalidParameter(f"resources.{key}", "must be a positive number (or "
                                        "None for a whole node)")
         if self.target == "amlcompute":  # a cluster made for this run (run-based creation)
-            from runyard.compute.cluster import check_run_based  # noqa: PLC0415
+            from runyard.compute.vmsizes import check_run_based  # noqa: PLC0415
 
             check_run_based(self)
         if not isinstance(self.arguments, list):

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runyard import settings
+from runyard.client.local import LocalClient
+from runyard.context import WorkspaceContext, open_context, read_config
 from runyard.errors import AlreadyExists, InvalidParameter, NotFound, WorkspaceError
 from runyard.naming import check_workspace_name
 
 if TYPE_CHECKING:
-    from runyard.compute.base import ComputeTarget
+    from runyard.client.base import WorkspaceClient
+    from runyard.computetarget import ComputeTarget
     from runyard.environment import Environment
     from runyard.experiment import Experiment
     from runyard.snapshots import SnapshotStore
@@ -22,20 +24,7 @@ if TYPE_CHECKING:
 _AZURE_ONLY = ("subscription_id", "resource_group", "auth", "location", "sku", "cloud")
 
 
-def _read_config(file: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(file.read_text())
-    except FileNotFoundError as exc:
-        raise WorkspaceError(f"workspace config {file} is missing") from exc
-    except PermissionError as exc:
-        raise WorkspaceError(f"workspace config {file} is not readable: {exc.strerror}; "
-                             "fix its permissions") from exc
-    except (OSError, ValueError) as exc:
-        raise WorkspaceError(f"workspace config {file} is not valid JSON ({exc}); "
-                             "repair it or run `runyard init` in a new folder") from exc
-    if not isinstance(data, dict) or not data.get("workspace_name"):
-        raise WorkspaceError(f"workspace config {file} has no 'workspace_name'")
-    return data
+_read_config = read_config
 
 
 class Workspace:
@@ -51,6 +40,10 @@ class Workspace:
         #: The folder that holds ``.runyard/``.
         self.path = Path(path).resolve()
         self._config = dict(config or {})
+        #: What the layers below the SDK receive: store, snapshots, artifacts, settings.
+        self.context = WorkspaceContext(name, self.path, self._config)
+        #: How this SDK object talks to the workspace (in-process services here).
+        self.client: WorkspaceClient = LocalClient(self.context)
 
     # -- constructors ------------------------------------------------------------------------
     @classmethod
@@ -104,17 +97,8 @@ class Workspace:
 
     @classmethod
     def _open(cls, root: str | os.PathLike[str]) -> Workspace:
-        root = Path(root).resolve()
-        cfg_dir = root / settings.CONFIG_DIR_NAME
-        if not cfg_dir.is_dir():
-            raise WorkspaceError(
-                f"no runyard workspace in {root} (no {settings.CONFIG_DIR_NAME}/ folder); "
-                "create one with `runyard init` or Workspace.create(name, path)")
-        if not os.access(cfg_dir, os.R_OK | os.X_OK):
-            raise WorkspaceError(f"the workspace folder {cfg_dir} is not readable; "
-                                 "fix its permissions")
-        config = _read_config(cfg_dir / settings.CONFIG_FILE_NAME)
-        return cls._make(config["workspace_name"], root, config)
+        ctx = open_context(root)
+        return cls._make(ctx.name, ctx.path, ctx.config)
 
     @classmethod
     def get(cls, name: str, path: str | os.PathLike[str] = ".", **azure_kwargs: Any) -> Workspace:
@@ -161,70 +145,63 @@ class Workspace:
     @property
     def data_dir(self) -> Path:
         """``<path>/.runyard``."""
-        return self.path / settings.CONFIG_DIR_NAME
+        return self.context.data_dir
 
     @property
     def database_url(self) -> str:
         """The store's URL: config, then RUNYARD_DATABASE_URL, then the embedded SQLite."""
-        url = self._config.get("database_url") or settings.database_url_from_env()
-        return str(url or f"sqlite:///{self.data_dir / settings.DB_FILE_NAME}")
+        return self.context.database_url
 
     @property
     def max_concurrent_runs(self) -> int:
         """How many local runs may execute at once (the rest wait in Queued)."""
-        return int(self._config.get("max_concurrent_runs")
-                   or settings.default_max_concurrent_runs())
+        return self.context.max_concurrent_runs
 
     @property
     def snapshot_limits(self) -> tuple[int, int]:
         """(max bytes, max files) of a snapshot."""
-        return (int(self._config.get("snapshot_max_bytes", settings.SNAPSHOT_MAX_BYTES)),
-                int(self._config.get("snapshot_max_files", settings.SNAPSHOT_MAX_FILES)))
+        return self.context.snapshot_limits
 
-    @cached_property
+    @property
     def store(self) -> WorkspaceStore:
-        """The workspace store (opened on first use)."""
-        from runyard.store.sqlalchemy.store import SqlWorkspaceStore  # noqa: PLC0415
+        """The workspace store (embedded workspaces; low-level access)."""
+        return self.context.store
 
-        return SqlWorkspaceStore(self.database_url)
-
-    @cached_property
+    @property
     def snapshots(self) -> SnapshotStore:
-        """The content-addressed snapshot store."""
-        from runyard.snapshots import SnapshotStore  # noqa: PLC0415
-
-        return SnapshotStore(self.data_dir / "snapshots")
+        """The content-addressed snapshot store (embedded workspaces)."""
+        return self.context.snapshots
 
     def run_dir(self, run_id: str) -> Path:
         """Folder of one run: working copy, spool and artifacts."""
-        return self.data_dir / "runs" / run_id
+        return self.context.run_dir(run_id)
 
     def get_target(self, name: str) -> ComputeTarget:
         """The compute target ``name`` (``local`` always exists)."""
-        from runyard.compute.resource import target_class  # noqa: PLC0415
+        from runyard.computetarget import ComputeTarget  # noqa: PLC0415
 
-        return target_class(self, name)(self, name)
+        return ComputeTarget(self, name)
 
     @property
     def compute_targets(self) -> dict[str, ComputeTarget]:
         """Compute targets by name (``local`` first)."""
-        from runyard.compute.resource import list_targets  # noqa: PLC0415
+        from runyard.computetarget import ComputeTarget  # noqa: PLC0415
 
-        return {t.name: t for t in list_targets(self)}
+        return {t.name: t for t in ComputeTarget.list(self)}
 
     @property
     def experiments(self) -> dict[str, Experiment]:
         """Experiments by name."""
         from runyard.experiment import Experiment  # noqa: PLC0415
 
-        return {e.name: Experiment(self, e.name) for e in self.store.list_experiments()}
+        return {e.name: Experiment(self, e.name) for e in self.client.list_experiments()}
 
     @property
     def environments(self) -> dict[str, Environment]:
         """Registered environments by name (latest version of each)."""
-        from runyard.environments.registry import list_environments  # noqa: PLC0415
+        from runyard.environment import Environment  # noqa: PLC0415
 
-        return list_environments(self)
+        return Environment.list(self)
 
     def get_details(self) -> dict[str, Any]:
         """Name, folder and database of the workspace (no secrets)."""
@@ -236,9 +213,7 @@ class Workspace:
 
     def close(self) -> None:
         """Release the database connections."""
-        if "store" in self.__dict__:
-            self.store.close()
-            del self.__dict__["store"]
+        self.client.close()
 
     def __repr__(self) -> str:
         return f"Workspace(name={self.name!r}, path={str(self.path)!r})"

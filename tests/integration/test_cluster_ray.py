@@ -26,9 +26,9 @@ import pytest
 pytest.importorskip("ray")
 
 from runyard import Environment, Experiment, RunConfiguration, ScriptRunConfig, Workspace
-from runyard.compute.base import ComputeTarget
-from runyard.compute.cluster import ClusterCompute
-from runyard.compute.ray import head as headmod
+from runyard.computetarget import ComputeTarget
+from runyard.computetarget import ClusterCompute
+from runyard.compute.cluster.ray import head as headmod
 from runyard.errors import ComputeTargetInvalid, InvalidParameter, TargetUnavailable
 from runyard.run import Run
 from runyard.runconfig import MpiConfiguration

@@ -261,7 +261,7 @@ def test_run_based_amlcompute_sample_runs_on_a_cluster_made_for_it(ws: Workspace
                                                                    tmp_path: Path) -> None:
     pytest.importorskip("ray")
     from runyard.compat.azureml.core import Experiment, ScriptRunConfig
-    from runyard.compute.ray import head as headmod
+    from runyard.compute.cluster.ray import head as headmod
 
     ns = run_sample(AML_RUN_BASED, ws=ws)
     assert ns["run_config"].amlcompute.vm_size == "STANDARD_D2_V2"
@@ -284,7 +284,7 @@ def test_run_based_amlcompute_sample_runs_on_a_cluster_made_for_it(ws: Workspace
 def test_persistent_amlcompute_samples_create_a_ray_cluster(ws: Workspace,
                                                             sample: str) -> None:
     pytest.importorskip("ray")
-    from runyard.compute.cluster import ClusterCompute
+    from runyard.computetarget import ClusterCompute
 
     try:
         ns = run_sample(sample, ws=ws)
@@ -309,7 +309,7 @@ def ssh_host() -> Iterator[Any]:
     """The test SSH host of tests/integration/sshhost.py (a network namespace)."""
     from sshhost import missing_tools, start_host, stop_host
 
-    from runyard.compute.ssh.connection import POOL
+    from runyard.compute.remote.ssh.connection import POOL
 
     if missing_tools():
         pytest.fail(f"the remote-VM sample needs {', '.join(missing_tools())} (scripts/test "

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from runyard import Experiment, ScriptRunConfig, Workspace
-from runyard.compute.base import ComputeTarget
+from runyard.computetarget import ComputeTarget
 from runyard.compute.capabilities import MATRIX, require
-from runyard.compute.cluster import ClusterCompute
-from runyard.compute.local import LocalTarget
-from runyard.compute.remote import RemoteCompute
+from runyard.computetarget import ClusterCompute
+from runyard.computetarget import LocalTarget
+from runyard.computetarget import RemoteCompute
 from runyard.errors import (
     ComputeTargetBusy,
     ComputeTargetError,

@@ -23,9 +23,9 @@ from runyard import (
     ScriptRunConfig,
     Workspace,
 )
-from runyard.compute.local import process_start_time
+from runyard.compute.procs import process_start_time
 from runyard.errors import SnapshotTooLarge, WorkspaceError
-from runyard.services.runs.sync import reconcile
+from runyard.services.runs.reconciler import reconcile
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -250,7 +250,7 @@ def test_run_survives_submitter_exit_and_is_reattached(ws: Workspace, src: Path)
                          capture_output=True, text=True, check=True, timeout=60)
     run_id = out.stdout.strip().splitlines()[-1]
     fresh = Workspace.from_config(ws.path)  # a restarted workspace process
-    live = reconcile(fresh)
+    live = reconcile(fresh.context)
     assert run_id in [r.id for r in live]
     run = Run.get(fresh, run_id)
     assert run.wait_for_completion()["status"] == "Completed"

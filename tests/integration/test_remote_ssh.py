@@ -27,10 +27,11 @@ from sshhost import SSHHost, missing_tools, start_host, stop_host
 
 from runyard import Environment, Experiment, Run, RunFailed, ScriptRunConfig, Workspace
 from runyard.cli.main import cli as cli_main
-from runyard.compute.base import ComputeTarget
-from runyard.compute.local import process_start_time
-from runyard.compute.remote import RemoteAttachConfiguration, RemoteCompute
-from runyard.compute.ssh.connection import POOL
+from runyard.computetarget import ComputeTarget
+from runyard.compute.procs import process_start_time
+from runyard.compute.remote import RemoteAttachConfiguration
+from runyard.computetarget import RemoteCompute
+from runyard.compute.remote.ssh.connection import POOL
 from runyard.errors import (
     ComputeTargetError,
     ComputeTargetInvalid,

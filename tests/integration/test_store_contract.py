@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from runyard.entities import FileRecord, MetricRow, RunRecord, RunStatus
+from runyard.entities import FileRecord, MetricRow, MetricSeries, RunRecord, RunStatus
 from runyard.errors import InvalidParameter
 from runyard.store.base import IngestBatch, RunFilter, Transition
 from runyard.store.sqlalchemy import tables
@@ -394,15 +394,23 @@ def test_list_runs_filters(store: SqlWorkspaceStore) -> None:
 
 
 # -- ingest ------------------------------------------------------------------------------------
+def as_series(pairs: list[tuple[str, MetricRow]]) -> list[MetricSeries]:
+    """(run id, row) pairs as the column-wise series the ingest path carries."""
+    by_run: dict[str, list[MetricRow]] = {}
+    for rid, row in pairs:
+        by_run.setdefault(rid, []).append(row)
+    return [s for rid, rows in by_run.items() for s in MetricSeries.from_rows(rid, rows)]
+
+
 def full_batch(run_id: str, frm: int = 0, to: int = 100) -> IngestBatch:
     child = make_run(f"{run_id}_child", status=S.RUNNING, parent_id=run_id,
                      run_type="runyard.childrun", tags={"fold": "1"})
     return IngestBatch(
         offsets={"runner-a1": (frm, to), "script-a1-1": (frm * 2, to * 2)},
         children=[child],
-        metrics=[(run_id, scalar("loss", 0, 0.5)), (run_id, scalar("loss", 1, 0.25)),
+        metric_series=as_series([(run_id, scalar("loss", 0, 0.5)), (run_id, scalar("loss", 1, 0.25)),
                  (run_id, non_scalar("cm", "json", 0, {"m": [[1, 0], [0, 1]]})),
-                 (child.id, scalar("acc", 0, 0.9))],
+                 (child.id, scalar("acc", 0, 0.9))]),
         tags=[(run_id, {"t": "v", "k": None}), (child.id, {"ct": "x"})],
         properties=[(run_id, {"p": "1"})],
         files=[FileRecord(run_id, "outputs/m.pkl", 11), FileRecord(child.id, "c.txt", 2)],
@@ -445,7 +453,7 @@ def test_apply_ingest_same_batch_twice_is_noop(store: SqlWorkspaceStore) -> None
     assert store.get_offsets("r") == {"runner-a1": 100, "script-a1-1": 200}
     # the next batch, starting where the first ended, applies
     nxt = IngestBatch(offsets={"runner-a1": (100, 150)},
-                      metrics=[("r", scalar("loss", 2, 0.1))],
+                      metric_series=as_series([("r", scalar("loss", 2, 0.1))]),
                       transitions=[Transition("r", S.COMPLETED, "exit 0", 200.0, attempt=1)])
     assert store.apply_ingest("r", nxt) == nxt.transitions
     assert store.apply_ingest("r", nxt) == []
@@ -461,7 +469,7 @@ def test_apply_ingest_stale_batch_dropped_whole(store: SqlWorkspaceStore) -> Non
     stale = IngestBatch(
         offsets={"a": (100, 200), "b": (0, 60)},
         children=[make_run("r_kid", parent_id="r", status=S.RUNNING)],
-        metrics=[("r", scalar("m", 0, 1.0))], tags=[("r", {"t": "1"})],
+        metric_series=as_series([("r", scalar("m", 0, 1.0))]), tags=[("r", {"t": "1"})],
         properties=[("r", {"p": "1"})], files=[FileRecord("r", "f", 1)],
         transitions=[Transition("r", S.RUNNING, "stale", 5.0, attempt=1)])
     assert store.apply_ingest("r", stale) == []
@@ -473,7 +481,7 @@ def test_apply_ingest_stale_batch_dropped_whole(store: SqlWorkspaceStore) -> Non
     assert store.get_run("r_kid") is None
     # a from-offset ahead of the stored one is stale too (a gap, never skipped)
     assert store.apply_ingest("r", IngestBatch(offsets={"a": (150, 200)},
-                                               metrics=[("r", scalar("m", 0, 1.0))])) == []
+                                               metric_series=as_series([("r", scalar("m", 0, 1.0))]))) == []
     assert store.get_metric_rows("r") == []
 
 
@@ -481,7 +489,7 @@ def test_apply_ingest_children_created_once(store: SqlWorkspaceStore) -> None:
     add_run(store, "r", status=S.RUNNING)
     kid = make_run("r_kid", parent_id="r", status=S.RUNNING, run_type="runyard.childrun")
     b1 = IngestBatch(offsets={"s": (0, 10)}, children=[kid, kid],
-                     metrics=[("r_kid", scalar("m", 0, 1.0))])
+                     metric_series=as_series([("r_kid", scalar("m", 0, 1.0))]))
     store.apply_ingest("r", b1)
     b2 = IngestBatch(offsets={"s": (10, 20)}, children=[kid],
                      transitions=[Transition("r_kid", S.COMPLETED, "done", 9.0)])
@@ -512,7 +520,7 @@ def test_apply_ingest_is_atomic(store: SqlWorkspaceStore) -> None:
     add_run(store, "r", status=S.QUEUED)
     store.apply_ingest("r", IngestBatch(offsets={"s": (0, 10)}))
     orphan = make_run("r_kid", experiment="no-such-experiment", parent_id="r")
-    bad = IngestBatch(offsets={"s": (10, 20)}, metrics=[("r", scalar("m", 0, 1.0))],
+    bad = IngestBatch(offsets={"s": (10, 20)}, metric_series=as_series([("r", scalar("m", 0, 1.0))]),
                       tags=[("r", {"t": "1"})], children=[orphan],
                       transitions=[Transition("r", S.RUNNING, "start", 1.0, attempt=1)])
     with pytest.raises(sa.exc.SQLAlchemyError):  # the child's experiment does not exist
@@ -526,7 +534,7 @@ def test_apply_ingest_is_atomic(store: SqlWorkspaceStore) -> None:
 def test_apply_ingest_keeps_first_property_value(store: SqlWorkspaceStore) -> None:
     add_run(store, "r", properties={"p": "1"})
     b = IngestBatch(offsets={"s": (0, 5)}, properties=[("r", {"p": "2", "q": "1"})],
-                    metrics=[("r", scalar("m", 0, 1.0))])
+                    metric_series=as_series([("r", scalar("m", 0, 1.0))]))
     store.apply_ingest("r", b)  # a conflicting property doesn't sink the rest of the batch
     run = store.get_run("r")
     assert run is not None and run.properties["p"] == "1"
@@ -544,7 +552,7 @@ def test_concurrent_apply_ingest_applies_exactly_once(db_url: str) -> None:
         for i, (frm, to) in enumerate(rounds):
             batch = IngestBatch(
                 offsets={"runner-a1": (frm, to), "script": (frm, to)},
-                metrics=[("r", scalar("m", i * 10 + j, float(j))) for j in range(10)],
+                metric_series=as_series([("r", scalar("m", i * 10 + j, float(j))) for j in range(10)]),
                 transitions=[Transition("r", [S.PREPARING, S.RUNNING, S.FINALIZING][i],
                                         f"round {i}", float(i), attempt=1)])
             results = race([partial(s.apply_ingest, "r", batch) for s in stores])

@@ -305,14 +305,16 @@ def test_environment_dict_round_trip_keeps_conda_dependencies() -> None:
 
 
 # -- the target-side builder's pure parts -------------------------------------------------------
-def test_envbuild_imports_only_the_standard_library() -> None:
-    code = textwrap.dedent("""
+@pytest.mark.parametrize("module", ["envbuild", "envbuilders", "envcache"])
+def test_envbuild_imports_only_the_standard_library(module: str) -> None:
+    code = textwrap.dedent(f"""
         import json, sys
         before = set(sys.modules)
-        import runyard.runtime.envbuild
+        import runyard.runtime.{module}
         new = set(sys.modules) - before
         print(json.dumps(sorted(m for m in new if m.split(".")[0] not in
-                                sys.stdlib_module_names and m.split(".")[0] != "runyard")))
+                                sys.stdlib_module_names and m != "runyard"
+                                and m.split(".")[:2] != ["runyard", "runtime"])))
     """)
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,

@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 
 from runyard.compute.cluster import (
-    ClusterCompute,
+    ClusterKind,
     ClusterProvisioningConfiguration,
     check_run_based,
     requested_resources,
 )
-from runyard.compute.ray import configs
+from runyard.compute.cluster.ray import configs
 from runyard.compute.vmsizes import get_vm_size
+from runyard.computetarget import ClusterCompute
 from runyard.errors import ComputeTargetInvalid, InvalidParameter
 from runyard.runconfig import (
     MpiConfiguration,
@@ -137,7 +138,7 @@ def test_cloud_provider_is_refused_before_anything_is_stored() -> None:
     from runyard.errors import ComputeTargetNotSupported
 
     with pytest.raises(ComputeTargetNotSupported, match="credentials"):
-        ClusterCompute.preflight(cfg(provider="gcp"))
+        ClusterKind.preflight(cfg(provider="gcp"))
 
 
 def test_requests_beyond_the_vm_size() -> None:

@@ -14,7 +14,7 @@ from runyard.cli.workspace import current_workspace
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from runyard.compute.base import ComputeTarget
+    from runyard.computetarget import ComputeTarget
     from runyard.compute.config import ComputeConfiguration
 
 
@@ -114,16 +114,16 @@ def list_compute(as_json: bool) -> None:
 def create(name: str, kind: str, params: tuple[str, ...], as_json: bool,
            **flags: Any) -> None:
     """Create a managed compute target NAME of KIND."""
-    from runyard.compute.base import ComputeTarget  # noqa: PLC0415
+    from runyard.compute.kinds import load_kind  # noqa: PLC0415
+    from runyard.computetarget import ComputeTarget  # noqa: PLC0415
     from runyard.errors import ComputeTargetInvalid, NotFound  # noqa: PLC0415
-    from runyard.plugins import load_kind  # noqa: PLC0415
 
     try:
         cls = load_kind(kind)
     except NotFound as exc:
         raise ComputeTargetInvalid("--kind", str(exc)) from None
-    make: Callable[..., ComputeConfiguration] | None = getattr(
-        cls, "provisioning_configuration", None)
+    make: Callable[..., ComputeConfiguration] | None = (
+        cls.config_class.build if cls.config_class is not None else None)
     if make is None or not cls.managed:
         raise ComputeTargetInvalid("--kind", f"{kind!r} targets are attached, not created; "
                                    "use `runyard compute attach`")
@@ -146,16 +146,16 @@ def create(name: str, kind: str, params: tuple[str, ...], as_json: bool,
 def attach(name: str, kind: str, params: tuple[str, ...], password_stdin: bool, as_json: bool,
            **flags: Any) -> None:
     """Attach an existing machine or cluster as compute target NAME."""
-    from runyard.compute.base import ComputeTarget  # noqa: PLC0415
+    from runyard.compute.kinds import load_kind  # noqa: PLC0415
+    from runyard.computetarget import ComputeTarget  # noqa: PLC0415
     from runyard.errors import ComputeTargetInvalid, NotFound  # noqa: PLC0415
-    from runyard.plugins import load_kind  # noqa: PLC0415
 
     try:
         cls = load_kind(kind)
     except NotFound as exc:
         raise ComputeTargetInvalid("--kind", str(exc)) from None
-    make: Callable[..., ComputeConfiguration] | None = getattr(
-        cls, "attach_configuration", None)
+    make: Callable[..., ComputeConfiguration] | None = (
+        cls.config_class.build if cls.config_class is not None else None)
     if make is None or cls.managed:
         raise ComputeTargetInvalid("--kind", f"{kind!r} targets are created, not attached; "
                                    "use `runyard compute create`")

@@ -36,11 +36,11 @@ def list_envs(registered: bool, as_json: bool) -> None:
     """List built environments in the local cache (newest use first)."""
     ws = current_workspace()
     if registered:
-        from runyard.environments.registry import list_environments  # noqa: PLC0415
+        from runyard.environment import Environment  # noqa: PLC0415
 
         regs = [{"name": e.name, "version": e.version,
                  "builder": e.python.builder, "userManaged": e.python.user_managed_dependencies,
-                 "docker": e.docker.enabled} for e in list_environments(ws).values()]
+                 "docker": e.docker.enabled} for e in Environment.list(ws).values()]
         if as_json:
             output.print_json(regs)
         else:

@@ -1,24 +1,32 @@
-"""The compute-target contract: the one extension point every kind implements.
+"""The compute-kind contract: the one extension point every kind implements.
 
-A target receives a :class:`JobSpec`, starts it and returns a JSON-able handle that the
-workspace persists; afterwards the workspace *pulls*: :meth:`ComputeTarget.poll` returns the new
-spool bytes since the given offsets and whether the job's supervisor is still alive. Run state
-lives in the workspace, never only on the target.
+A kind object is bound to a :class:`~runyard.context.WorkspaceContext` and a target name. It
+receives a :class:`JobSpec`, starts it and returns a typed, versioned :class:`JobHandle` that
+the workspace persists as JSON; afterwards the workspace *pulls*: :meth:`ComputeKind.poll`
+returns the new spool bytes since the given offsets and whether the job's supervisor is alive.
+Run state lives in the workspace, never only on the target. The resource API (create, attach,
+update, delete) is in :mod:`runyard.services.compute`; the user-facing classes are in
+:mod:`runyard.computetarget`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from runyard.errors import RunyardError
 
 if TYPE_CHECKING:
     from runyard.compute.config import ComputeConfiguration
+    from runyard.context import WorkspaceContext
     from runyard.entities import ComputeRecord
+    from runyard.runconfig import RunConfiguration
     from runyard.secrets import Secret
-    from runyard.workspace import Workspace
 
 HANDLE_VERSION = 1
+#: Tag of a target made for one run (run-based creation): the run's id.
+RUN_BASED_TAG = "runyard.run_based_for"
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,8 @@ class Capabilities:
 
 @dataclass
 class JobSpec:
-    """Everything a target needs to run one attempt of a run."""
+    """Everything a target needs to run one attempt of a run (JSON-able: it is persisted for
+    runs whose target is not ready yet, and dispatched later by the reconciler)."""
 
     run_id: str
     attempt: int
@@ -67,10 +76,52 @@ class JobSpec:
     #: What one node of the run asks for: ``cpu``, ``gpu``, ``memory_gb`` (empty: the target's
     #: default, e.g. a whole node of a cluster).
     resources: dict[str, float] = field(default_factory=dict)
+    #: The workspace's name (for ``run.experiment.workspace_name`` inside the script).
+    workspace_name: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobSpec:
+        """Inverse of :meth:`to_dict` (unknown keys ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class HandleError(RunyardError):
+    """A stored job handle cannot be read by this version of its kind."""
+
+    error_code = "HandleError"
+
+
+@dataclass
+class JobHandle:
+    """What a kind needs to find a started job again; stored as versioned JSON.
+
+    Each kind subclasses it with its own fields; ``from_json`` refuses a handle of another kind
+    or of a newer version, so a restarted workspace process never guesses.
+    """
+
+    kind: ClassVar[str] = ""
+    run_id: str
+    attempt: int
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form with ``version`` and ``kind``."""
+        return {"version": HANDLE_VERSION, "kind": self.kind, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        """Rebuild a handle stored by :meth:`to_json` (unknown keys ignored)."""
+        if data.get("kind") != cls.kind:
+            raise HandleError(f"a {data.get('kind')!r} job handle is not a {cls.kind!r} one")
+        if int(data.get("version", 1)) > HANDLE_VERSION:
+            raise HandleError(f"job handle version {data.get('version')} is newer than this "
+                              f"runyard understands ({HANDLE_VERSION}); upgrade runyard")
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclass
@@ -101,12 +152,8 @@ class TargetStatus:
     allocation_state: str = ""
 
 
-class ComputeTarget(ABC):
-    """A compute target: the contract every kind implements, and the resource API.
-
-    ``ComputeTarget(workspace, name)`` returns the right subclass for a stored target (or the
-    built-in ``local``) and raises ``ComputeTargetNotFound`` for an unknown name.
-    """
+class ComputeKind(ABC):
+    """The contract of a compute kind, bound to one workspace context and target name."""
 
     kind: ClassVar[str]
     capabilities: ClassVar[Capabilities]
@@ -115,26 +162,21 @@ class ComputeTarget(ABC):
     config_class: ClassVar[type[ComputeConfiguration] | None] = None
     #: Configuration fields ``update`` may change.
     updatable: ClassVar[tuple[str, ...]] = ()
+    #: The typed handle this kind returns from ``submit``.
+    handle_class: ClassVar[type[JobHandle]] = JobHandle
+    #: Interpreter placement: True when a user-managed ``interpreter_path`` names a file on
+    #: the target's host (checked there), False when it is checked on this machine.
+    interpreter_on_target: ClassVar[bool] = False
 
-    def __new__(cls, workspace: Workspace | None = None, name: str | None = None,
-                *args: Any, **kwargs: Any) -> ComputeTarget:
-        if cls is ComputeTarget:
-            from runyard.compute.resource import target_class  # noqa: PLC0415
-
-            if workspace is None or name is None:
-                raise TypeError("ComputeTarget(workspace, name) needs both arguments")
-            cls = target_class(workspace, name)
-        return super().__new__(cls)
-
-    def __init__(self, workspace: Workspace, name: str) -> None:
-        self.workspace = workspace
+    def __init__(self, ctx: WorkspaceContext, name: str) -> None:
+        self.ctx = ctx
         self.name = name
 
-    # -- resource API (runyard.compute.resource does the work) -------------------------------
+    # -- stored state ------------------------------------------------------------------------
     @property
     def record(self) -> ComputeRecord | None:
         """The stored row (None for the built-in ``local``)."""
-        return self.workspace.store.get_compute_target(self.name)
+        return self.ctx.store.get_compute_target(self.name)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -142,78 +184,22 @@ class ComputeTarget(ABC):
         rec = self.record
         return dict(rec.config) if rec else {}
 
-    @property
-    def provisioning_state(self) -> str:
-        """Creating, Succeeded, Failed, Deleting..."""
-        return self.status().provisioning_state
+    def secret(self, key: str) -> Secret | None:
+        """A decrypted secret of this target (only for the code that uses it)."""
+        token = self.ctx.store.get_secrets(f"compute/{self.name}").get(key)
+        return self.ctx.secrets.decrypt(token) if token is not None else None
 
-    @classmethod
-    def create(cls, workspace: Workspace, name: str,
-               provisioning_configuration: ComputeConfiguration) -> ComputeTarget:
-        """Create a managed target (validated before anything is stored)."""
-        from runyard.compute.resource import create_target  # noqa: PLC0415
-
-        return create_target(workspace, name, provisioning_configuration)
-
-    @classmethod
-    def attach(cls, workspace: Workspace, name: str,
-               attach_configuration: ComputeConfiguration) -> ComputeTarget:
-        """Attach an existing machine or cluster (checked before anything is stored)."""
-        from runyard.compute.resource import attach_target  # noqa: PLC0415
-
-        return attach_target(workspace, name, attach_configuration)
-
-    @staticmethod
-    def list(workspace: Workspace) -> list[ComputeTarget]:
-        """Every target of the workspace, ``local`` first."""
-        from runyard.compute.resource import list_targets  # noqa: PLC0415
-
-        return list_targets(workspace)
-
-    def get_status(self) -> TargetStatus:
-        """Provisioning state, errors and (for clusters) node counts."""
-        return self.status()
-
-    def wait_for_completion(self, show_output: bool = False, timeout: float | None = None,
-                            timeout_in_minutes: float | None = None,
-                            is_delete_operation: bool = False) -> TargetStatus:
-        """Wait until provisioning ends (Succeeded or Failed); print progress if asked."""
-        from runyard.compute.resource import wait_target  # noqa: PLC0415
-
-        limit = timeout if timeout is not None else (
-            timeout_in_minutes * 60 if timeout_in_minutes is not None else 20 * 60)
-        return wait_target(self, show_output, limit)
-
-    def update(self, **changes: Any) -> None:
-        """Change updatable settings (for example a cluster's min/max nodes)."""
-        from runyard.compute.resource import update_target  # noqa: PLC0415
-
-        update_target(self, changes)
-
-    def delete(self, force: bool = False) -> None:
-        """Delete a managed target; live runs make it refuse unless ``force``."""
-        from runyard.compute.resource import remove_target  # noqa: PLC0415
-
-        remove_target(self, force=force, detach=False)
-
-    def detach(self, force: bool = False) -> None:
-        """Detach an attached target; live runs make it refuse unless ``force``."""
-        from runyard.compute.resource import remove_target  # noqa: PLC0415
-
-        remove_target(self, force=force, detach=True)
-
-    def serialize(self) -> dict[str, Any]:
-        """Name, kind, state and configuration (never secrets)."""
-        st = self.status()
-        return {"name": self.name, "kind": self.kind, "managed": self.managed,
-                "provisioning_state": st.provisioning_state, "errors": st.errors,
-                "node_state_counts": st.node_state_counts,
-                "current_node_count": st.current_node_count, "configuration": self.config}
-
-    # -- kind hooks --------------------------------------------------------------------------
+    # -- lifecycle hooks ---------------------------------------------------------------------
     @classmethod
     def preflight(cls, config: ComputeConfiguration) -> None:
         """Refuse early (before anything is stored) what this kind cannot do at all."""
+        return None
+
+    @classmethod
+    def run_based(cls, ctx: WorkspaceContext,
+                  run_config: RunConfiguration) -> ComputeConfiguration | None:
+        """Run-based creation: the configuration of a target made for one run when
+        ``run_config.target`` asks for one of this kind (default: never)."""
         return None
 
     def provision(self) -> str | None:
@@ -236,44 +222,44 @@ class ComputeTarget(ABC):
         """Stop what this target runs (idempotent; default: nothing)."""
         return None
 
-    def secret(self, key: str) -> Secret | None:
-        """A decrypted secret of this target (only for the code that uses it)."""
-        from runyard.secrets import SecretBox  # noqa: PLC0415
+    # -- runs --------------------------------------------------------------------------------
+    def check_run(self, run_config: RunConfiguration) -> None:
+        """Refuse (before the run is recorded) a run this target can never run."""
+        return None
 
-        token = self.workspace.store.get_secrets(f"compute/{self.name}").get(key)
-        return SecretBox().decrypt(token) if token is not None else None
+    def ready(self) -> bool:
+        """Whether ``submit`` can start a job now; a target still coming up returns False and
+        its runs wait in Queued until the reconciler finds it ready (default: True)."""
+        return True
+
+    def load_handle(self, data: dict[str, Any]) -> JobHandle:
+        """The typed handle of stored JSON."""
+        return self.handle_class.from_json(data)
 
     @abstractmethod
     def status(self) -> TargetStatus:
         """Provisioning state, node counts by state, errors."""
 
     @abstractmethod
-    def submit(self, job: JobSpec) -> dict[str, Any]:
-        """Start the job; return fast with a versioned JSON handle."""
+    def submit(self, job: JobSpec) -> JobHandle:
+        """Start the job; return fast with a typed handle."""
 
     @abstractmethod
-    def poll(self, handle: dict[str, Any], offsets: dict[str, int]) -> JobEvents:
+    def poll(self, handle: Any, offsets: dict[str, int]) -> JobEvents:
         """New spool bytes since ``offsets`` and whether the job is still alive."""
 
     @abstractmethod
-    def cancel(self, handle: dict[str, Any]) -> None:
+    def cancel(self, handle: Any) -> None:
         """Stop the job's whole process tree; a no-op when it already finished."""
 
-    def log_path(self, run_id: str) -> str | None:
-        """Local path of the run's driver log when the target writes it in place."""
-        return None
-
-    def check_run(self, run_config: Any) -> None:
-        """Refuse (before the run is recorded) a run this target can never run."""
-        return None
-
-    def restart(self, handle: dict[str, Any], attempt: int) -> dict[str, Any]:
+    def restart(self, handle: Any, attempt: int) -> JobHandle:
         """Start attempt ``attempt`` of the job of ``handle`` (after ``JobEvents.restart``)."""
         raise NotImplementedError(f"{self.kind} targets do not restart jobs")
 
-    def on_run_end(self, run_id: str) -> None:
-        """Called once a top-level run on this target has ended (default: nothing)."""
-        return None
+    def on_run_end(self, run_id: str) -> bool:
+        """Called once a top-level run on this target has ended; returns True when the
+        target asks to be deleted now (a run-based cluster). Default: nothing."""
+        return False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, kind={self.kind!r})"

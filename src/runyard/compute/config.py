@@ -11,8 +11,12 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Self
 
+from runyard.compute.vmsizes import check_int
 from runyard.errors import ComputeTargetInvalid
 from runyard.secrets import Secret
+
+__all__ = ["ComputeConfiguration", "LocalProvisioningConfiguration", "check_compute_name",
+           "check_int"]
 
 CONFIG_SCHEMA_VERSION = 1
 RESERVED_NAMES = frozenset({"local", "amlcompute", "containerinstance", "interactive"})
@@ -86,16 +90,6 @@ class ComputeConfiguration:
         shown = ", ".join(f"{k}={'***' if k in self.secret_fields and v is not None else v!r}"
                           for k, v in ((f.name, getattr(self, f.name)) for f in fields(self)))
         return f"{type(self).__name__}({shown})"
-
-
-def check_int(field_name: str, value: object, minimum: int) -> int:
-    """An integer of at least ``minimum`` (strings of digits accepted, as Azure did)."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ComputeTargetInvalid(field_name, f"must be a whole number of {minimum} or more, "
-                                   f"got {value!r}")
-    return value
 
 
 @dataclass(repr=False)

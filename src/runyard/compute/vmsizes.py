@@ -11,7 +11,7 @@ import difflib
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from runyard.errors import ComputeTargetInvalid
+from runyard.errors import ComputeTargetInvalid, InvalidParameter
 
 
 @dataclass(frozen=True)
@@ -76,3 +76,72 @@ def get_vm_size(name: object, field: str = "vm_size") -> VmSize:
 def supported_vmsizes() -> list[dict[str, Any]]:
     """All sizes as dicts (name, vcpus, memory_gb, gpus, family)."""
     return [v.to_dict() for v in VM_SIZES]
+
+
+def check_int(field_name: str, value: object, minimum: int) -> int:
+    """An integer of at least ``minimum`` (strings of digits accepted, as Azure did)."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ComputeTargetInvalid(field_name, f"must be a whole number of {minimum} or more, "
+                                   f"got {value!r}")
+    return value
+
+
+#: Azure's VM priorities (``lowpriority`` nodes may be preempted).
+VM_PRIORITIES = ("dedicated", "lowpriority")
+
+
+def requested_resources(size: VmSize, request: dict[str, float]) -> dict[str, float]:
+    """What one node of a run asks Ray for: its request, or the whole node of ``size``.
+
+    Raises ``InvalidParameter`` for a request the size can never satisfy.
+    """
+    cpu = request.get("cpu")
+    gpu = request.get("gpu")
+    mem = request.get("memory_gb")
+    if cpu is not None and cpu > size.vcpus:
+        raise InvalidParameter("resources.cpu", f"the run asks for {cpu:g} CPUs per node, but "
+                               f"a {size.name} node has {size.vcpus}; ask for at most "
+                               f"{size.vcpus} or choose a larger vm_size")
+    if gpu is not None and gpu > size.gpus:
+        raise InvalidParameter("resources.gpu", f"the run asks for {gpu:g} GPUs per node, but "
+                               f"a {size.name} node has {size.gpus}; "
+                               + ("choose a GPU vm_size (e.g. STANDARD_NC6)" if not size.gpus
+                                  else f"ask for at most {size.gpus}"))
+    if mem is not None and mem > size.memory_gb:
+        raise InvalidParameter("resources.memory_gb", f"the run asks for {mem:g} GB per node, "
+                               f"but a {size.name} node has {size.memory_gb:g} GB")
+    out: dict[str, float] = {"CPU": float(cpu if cpu is not None else size.vcpus)}
+    gpus = gpu if gpu is not None else size.gpus
+    if gpus:
+        out["GPU"] = float(gpus)
+    if mem is not None:
+        out["memory"] = float(int(mem * 1024 ** 3))
+    return out
+
+
+def request_of(rc: Any) -> dict[str, float]:
+    """What ``rc.resources`` asks of one node (cpu, gpu, memory_gb)."""
+    r = rc.resources
+    return {k: float(v) for k, v in (("cpu", r.cpu), ("gpu", r.gpu),
+                                     ("memory_gb", r.memory_gb)) if v is not None}
+
+
+def check_run_based(rc: Any) -> None:
+    """Checks of ``target="amlcompute"`` (a cluster made for the run) before anything starts."""
+    ac = rc.amlcompute
+    if not ac.vm_size:
+        raise InvalidParameter("amlcompute.vm_size", "target 'amlcompute' makes a cluster for "
+                               "this run: set run_config.amlcompute.vm_size (see "
+                               "AmlCompute.supported_vmsizes())")
+    size = get_vm_size(ac.vm_size, "amlcompute.vm_size")
+    if ac.vm_priority not in (None, *VM_PRIORITIES):
+        raise InvalidParameter("amlcompute.vm_priority", f"{ac.vm_priority!r} is not one of "
+                               f"{', '.join(VM_PRIORITIES)}")
+    count = check_int("amlcompute._cluster_max_node_count", ac._cluster_max_node_count, 1)
+    if rc.node_count > count:
+        raise InvalidParameter("amlcompute._cluster_max_node_count", f"the run needs "
+                               f"{rc.node_count} nodes but the cluster may have only {count}; "
+                               f"set _cluster_max_node_count to {rc.node_count} or more")
+    requested_resources(size, request_of(rc))

@@ -7,16 +7,14 @@ The builders themselves run next to the user's script and live in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from runyard.environments.conda_dependencies import CondaDependencies
-
-if TYPE_CHECKING:
-    from runyard.workspace import Workspace
 
 __all__ = ["CondaDependencies", "local_cache_dir"]
 
 
-def local_cache_dir(ws: Workspace) -> Path:
-    """The environment cache of the local target: ``<workspace>/.runyard/envs``."""
-    return ws.data_dir / "envs"
+def local_cache_dir(workspace: Any) -> Path:
+    """The environment cache of the local target: ``<workspace>/.runyard/envs`` (a
+    ``Workspace`` or a ``WorkspaceContext``)."""
+    return Path(workspace.data_dir) / "envs"

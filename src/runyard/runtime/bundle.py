@@ -27,6 +27,9 @@ BUNDLE_FILES: tuple[str, ...] = (
     "runtime/bundle.py",
     "runtime/context.py",
     "runtime/envbuild.py",
+    "runtime/envbuilders.py",
+    "runtime/envcache.py",
+    "runtime/jobwire.py",
     "runtime/runner.py",
     "runtime/spool.py",
 )

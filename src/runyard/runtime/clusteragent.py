@@ -15,7 +15,7 @@ so nothing needs to be installed on a node beyond Ray.
 
 :func:`run_node` copies the working dir into a per-run node folder
 ``<node_root>/runs/<run>/a<attempt>/n<k>/`` and starts the runner there (its own session) with
-the spool and artifacts in that folder; the workspace pulls them (see ``compute.ray.files``).
+the spool and artifacts in that folder; the workspace pulls them (see ``compute.cluster.ray.files``).
 Node ``k > 0`` reports as a child run ``<run>_node<k>``. A small reaper ends the runner and
 the script when the agent dies without saying so (its node was lost): a node that goes away
 takes its processes with it, as a preempted VM would.
@@ -40,7 +40,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from runyard.runtime import context as ctx
+from runyard.runtime import jobwire
 from runyard.runtime.spool import SpoolWriter
 
 #: Placeholder in a command for the node's own interpreter (the one running this agent).
@@ -137,33 +137,18 @@ class NodeRun:
                         tags={"runyard.node_rank": str(self.k)})
             writer.close()
         bundle = str(Path(__file__).resolve().parents[2])
-        env = {str(k): str(v) for k, v in (spec.get("env") or {}).items()}
-        env.update(extra_env)
-        env.update({
-            ctx.ENV_RUN_ID: run_id, ctx.ENV_SPOOL_DIR: str(spool),
-            ctx.ENV_ARTIFACTS_DIR: str(artifacts), ctx.ENV_EXPERIMENT: spec["experiment"],
-            ctx.ENV_WORKSPACE: str(spec.get("workspace", "")),
-            ctx.ENV_ATTEMPT: str(spec["attempt"]),
-            ctx.ENV_PROPERTIES: json.dumps(spec.get("properties") or {}),
-            ctx.ENV_TAGS: json.dumps(spec.get("tags") or {}),
-            "AZUREML_RUN_ID": run_id, "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": os.pathsep.join(p for p in (bundle, os.environ.get("PYTHONPATH", ""))
-                                          if p),
-        })
+        env = jobwire.script_env(spec, run_id=run_id, spool_dir=str(spool),
+                                 artifacts_dir=str(artifacts), bundle_dir=bundle,
+                                 pythonpath=os.environ.get("PYTHONPATH", ""), extra=extra_env)
         command = [sys.executable if c == NODE_PYTHON else str(c) for c in spec["command"]]
         procs = int(spec.get("process_count_per_node") or 1)
         if procs > 1:
             command = [sys.executable, "-m", "runyard.runtime.clusteragent", "launch",
                        str(procs), "--", *command]
-        job: dict[str, Any] = {
-            "run_id": run_id, "attempt": int(spec["attempt"]), "workdir": str(wd),
-            "artifacts_dir": str(artifacts), "spool_dir": str(spool), "command": command,
-            "env": env, "max_run_duration_seconds": spec.get("max_run_duration_seconds"),
-            "output_collection": spec.get("output_collection", True),
-        }
-        if spec.get("environment"):
-            job["environment"] = {**spec["environment"],
-                                  "cache_dir": str(Path(spec["node_root"]) / "envs")}
+        job = jobwire.runner_job(spec, run_id=run_id, workdir=str(wd),
+                                 artifacts_dir=str(artifacts), spool_dir=str(spool), env=env,
+                                 command=command,
+                                 env_cache_dir=str(Path(spec["node_root"]) / "envs"))
         (d / "job.json").write_text(json.dumps(job))
         return job
 

@@ -23,16 +23,23 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import IO, Any
 
+from runyard.runtime.jobwire import (
+    ENV_ARTIFACTS_DIR,
+    ENV_ATTEMPT,
+    ENV_EXPERIMENT,
+    ENV_PROPERTIES,
+    ENV_RUN_ID,
+    ENV_SPOOL_DIR,
+    ENV_TAGS,
+    ENV_WORKSPACE_NAME,
+)
 from runyard.runtime.spool import SpoolWriter
 
-ENV_RUN_ID = "RUNYARD_RUN_ID"
-ENV_SPOOL_DIR = "RUNYARD_SPOOL_DIR"
-ENV_ARTIFACTS_DIR = "RUNYARD_ARTIFACTS_DIR"
-ENV_EXPERIMENT = "RUNYARD_EXPERIMENT_NAME"
-ENV_WORKSPACE = "RUNYARD_WORKSPACE"
-ENV_ATTEMPT = "RUNYARD_ATTEMPT"
-ENV_PROPERTIES = "RUNYARD_RUN_PROPERTIES"
-ENV_TAGS = "RUNYARD_RUN_TAGS"
+ENV_WORKSPACE = ENV_WORKSPACE_NAME
+__all__ = ["ENV_ARTIFACTS_DIR", "ENV_ATTEMPT", "ENV_EXPERIMENT", "ENV_PROPERTIES", "ENV_RUN_ID",
+           "ENV_SPOOL_DIR", "ENV_TAGS", "ENV_WORKSPACE", "ExperimentInfo", "LiveRun",
+           "OfflineRun", "TrackingError", "check_artifact_name", "get_context",
+           "start_interactive"]
 
 _FLUSH_ROWS = 20_000
 _RUN_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,400}$", re.ASCII)
@@ -270,6 +277,25 @@ def _child_count(count: int | None, tag_values: Iterable[str] | None) -> int:
     return int(count) if count is not None else len(list(tag_values or []))
 
 
+class ExperimentInfo:
+    """What a script knows of its experiment: names only (``run.experiment.name``)."""
+
+    def __init__(self, name: str, workspace_name: str = "") -> None:
+        self.name = name
+        self.workspace_name = workspace_name
+
+    @property
+    def workspace(self) -> Any:
+        """Not available inside a run: the script never opens the workspace."""
+        raise TrackingError(
+            "run.experiment.workspace: a script running under runyard does not open the "
+            "workspace (it may run on a host that cannot reach it); pass what the script needs "
+            "as arguments, or use run.experiment.name / run.experiment.workspace_name")
+
+    def __repr__(self) -> str:
+        return f"ExperimentInfo(name={self.name!r}, workspace_name={self.workspace_name!r})"
+
+
 class LiveRun(_TrackingMixin):
     """A run recorded by runyard, seen from inside the process that tracks it.
 
@@ -280,7 +306,7 @@ class LiveRun(_TrackingMixin):
     def __init__(self, run_id: str, tracker: _Tracker, artifacts_dir: Path, *,
                  experiment_name: str = "", parent: LiveRun | None = None,
                  properties: Mapping[str, str] | None = None,
-                 tags: Mapping[str, Any] | None = None, workspace_path: str | None = None) -> None:
+                 tags: Mapping[str, Any] | None = None, workspace_name: str = "") -> None:
         self.id = run_id
         self._tracker = tracker
         #: Where this run's artifacts live: ``<runs root>/<run id>/artifacts``.
@@ -289,7 +315,7 @@ class LiveRun(_TrackingMixin):
         self.parent = parent
         self._properties: dict[str, str] = dict(properties or {})
         self._tags: dict[str, Any] = dict(tags or {})
-        self._workspace_path = workspace_path
+        self._workspace_name = workspace_name
         self._finished = False
 
     # -- metrics -----------------------------------------------------------------------------
@@ -391,7 +417,7 @@ class LiveRun(_TrackingMixin):
                                   tags={})
         return LiveRun(cid, self._tracker, self.artifacts_dir.parent.parent / cid / "artifacts",
                        experiment_name=self.experiment_name, parent=self,
-                       workspace_path=self._workspace_path)
+                       workspace_name=self._workspace_name)
 
     def create_children(self, count: int | None = None, tag_key: str | None = None,
                         tag_values: Iterable[str] | None = None) -> list[LiveRun]:
@@ -444,17 +470,12 @@ class LiveRun(_TrackingMixin):
                                                                 "traceback": text})
 
     @property
-    def experiment(self) -> Any:
-        """The SDK ``Experiment`` when the runyard SDK can be imported, else its name."""
-        try:
-            from runyard.experiment import Experiment  # noqa: PLC0415
-            from runyard.workspace import Workspace  # noqa: PLC0415
-        except ImportError:
-            return self.experiment_name
-        if not self._workspace_path:
-            return self.experiment_name
-        ws = Workspace._open(self._workspace_path)
-        return Experiment(ws, self.experiment_name)
+    def experiment(self) -> ExperimentInfo:
+        """The run's experiment as the job description gives it (name and workspace name).
+
+        A script never opens the workspace: it may run on a host that cannot reach it.
+        """
+        return ExperimentInfo(self.experiment_name, self._workspace_name)
 
     def __repr__(self) -> str:
         return f"LiveRun(id={self.id!r}, experiment={self.experiment_name!r})"
@@ -489,14 +510,14 @@ def _context_from_env(allow_offline: bool) -> LiveRun | OfflineRun:
                   experiment_name=os.environ.get(ENV_EXPERIMENT, ""),
                   properties=json.loads(os.environ.get(ENV_PROPERTIES) or "{}"),
                   tags=json.loads(os.environ.get(ENV_TAGS) or "{}"),
-                  workspace_path=os.environ.get(ENV_WORKSPACE))
+                  workspace_name=os.environ.get(ENV_WORKSPACE_NAME, ""))
     run._pid = os.getpid()  # type: ignore[attr-defined]
     return run
 
 
 def start_interactive(run_id: str, spool_dir: Path, artifacts_dir: Path, experiment_name: str,
-                      workspace_path: str, tags: Mapping[str, Any] | None = None) -> LiveRun:
+                      workspace_name: str, tags: Mapping[str, Any] | None = None) -> LiveRun:
     """Create the tracker of an interactive run owned by the calling process."""
     writer = SpoolWriter(spool_dir, f"interactive-{os.getpid()}-{uuid.uuid4().hex[:6]}", run_id)
     return LiveRun(run_id, _Tracker(writer), artifacts_dir, experiment_name=experiment_name,
-                   tags=tags,                   workspace_path=workspace_path)
+                   tags=tags, workspace_name=workspace_name)

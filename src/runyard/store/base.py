@@ -42,7 +42,6 @@ class IngestBatch:
 
     offsets: dict[str, tuple[int, int]] = field(default_factory=dict)  # stream -> (from, to)
     children: list[RunRecord] = field(default_factory=list)
-    metrics: list[tuple[str, MetricRow]] = field(default_factory=list)
     metric_series: list[MetricSeries] = field(default_factory=list)
     tags: list[tuple[str, dict[str, str | None]]] = field(default_factory=list)
     properties: list[tuple[str, dict[str, str]]] = field(default_factory=list)

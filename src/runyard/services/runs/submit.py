@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
@@ -10,17 +11,20 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runyard.compute.base import JobSpec
+from runyard.compute.base import RUN_BASED_TAG, ComputeKind, JobSpec
+from runyard.compute.config import ComputeConfiguration
+from runyard.compute.kinds import compute_kinds, load_kind
 from runyard.entities import RunRecord, RunStatus
 from runyard.environments.spec import resolve_for_run
 from runyard.errors import InvalidParameter, NotSupported, RunyardError
 from runyard.runconfig import RunConfiguration, ScriptRunConfig
 from runyard.runtime.envbuild import ENV_PYTHON
+from runyard.services.compute import create_compute
+from runyard.services.targets import BUILTIN, kind_class
 from runyard.store.base import Transition
 
 if TYPE_CHECKING:
-    from runyard.compute.base import ComputeTarget
-    from runyard.workspace import Workspace
+    from runyard.context import WorkspaceContext
 
 
 def new_run_id(experiment: str) -> str:
@@ -74,36 +78,48 @@ def build_command(src: Path, rc: RunConfiguration, on_target: bool = False) -> l
             *(str(a) for a in rc.arguments)]
 
 
-def _interpreter_on_target(ws: Workspace, name: str) -> bool:
-    """Whether target ``name`` resolves user-managed interpreter paths on its own host."""
-    from runyard.compute.resource import target_class  # noqa: PLC0415
+def _run_based(ctx: WorkspaceContext, rc: RunConfiguration
+               ) -> tuple[type[ComputeKind], ComputeConfiguration] | None:
+    """The kind and configuration of a target made for this run (run-based creation), asked of
+    every kind's ``run_based`` hook; None when ``rc.target`` names an existing target."""
+    if rc.target == BUILTIN:
+        return None
+    if ctx.store.get_compute_target(rc.target) is not None:
+        return None
+    for kind in compute_kinds():
+        cls = load_kind(kind)
+        config = cls.run_based(ctx, rc)
+        if config is not None:
+            return cls, config
+    return None
 
-    try:
-        return bool(getattr(target_class(ws, name), "interpreter_on_target", False))
-    except RunyardError:
-        return False  # an unknown target is reported below, after the script checks
 
-
-def submit_script_run(ws: Workspace, experiment: str, config: ScriptRunConfig,
+def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunConfig,
                       tags: dict[str, Any] | None = None) -> RunRecord:
-    """Validate, snapshot, record and dispatch a script run; returns as soon as it is queued."""
+    """Validate, snapshot, record and dispatch a script run; returns as soon as it is queued.
+
+    A target that is not ready yet (a cluster still starting) leaves the run Queued with its
+    job stored; the reconciler dispatches it once the target is up.
+    """
     rc = config.effective_run_config()
     rc.validate()
     src = Path(config.source_directory).resolve()
     if not src.is_dir():
         raise InvalidParameter("source_directory", f"{config.source_directory!r} is not a "
                                "directory; pass the folder that holds your script")
-    command = build_command(src, rc, on_target=_interpreter_on_target(ws, rc.target))
+    try:
+        cls: type[ComputeKind] | None = kind_class(ctx, rc.target)
+    except RunyardError:
+        cls = None  # an unknown target is reported below, after the script checks
+    command = build_command(src, rc, on_target=bool(cls and cls.interpreter_on_target))
     env_request, env_recorded = resolve_for_run(rc.environment, src,
                                                 rc.auto_prepare_environment)
-    run_based = False  # a cluster made for this run (Azure's run-based creation)
-    if rc.target in ("amlcompute", "cluster"):
-        from runyard.compute.cluster import is_run_based  # noqa: PLC0415
-
-        run_based = is_run_based(ws, rc)
-    target: ComputeTarget | None = None
-    if not run_based:
-        target = ws.get_target(rc.target)
+    run_based = _run_based(ctx, rc) if cls is None else None
+    target: ComputeKind | None = None
+    if run_based is None:
+        if cls is None:
+            kind_class(ctx, rc.target)  # raises the unknown-target error
+        target = kind_class(ctx, rc.target)(ctx, rc.target)
         if not target.capabilities.script_runs.supported:
             raise NotSupported(f"target {rc.target!r}: "
                                f"{target.capabilities.script_runs.reason}")
@@ -112,27 +128,21 @@ def submit_script_run(ws: Workspace, experiment: str, config: ScriptRunConfig,
         target.check_run(rc)
     snapshot_id = None
     if rc.history.snapshot_project:
-        max_bytes, max_files = ws.snapshot_limits
-        snapshot_id = ws.snapshots.take(src, max_bytes=max_bytes, max_files=max_files,
-                                        exclude=[ws.data_dir]).id
+        max_bytes, max_files = ctx.snapshot_limits
+        snapshot_id = ctx.snapshots.take(src, max_bytes=max_bytes, max_files=max_files,
+                                         exclude=[ctx.data_dir]).id
     clean_tags = {str(k): (None if v is None else str(v)) for k, v in (tags or {}).items()}
     run_id = new_run_id(experiment)
-    if target is None:
-        from runyard.compute.cluster import create_run_based  # noqa: PLC0415
-
-        target = create_run_based(ws, rc, run_id)
-    now = time.time()
-    run = RunRecord(
-        id=run_id, experiment=experiment, status=RunStatus.QUEUED,
-        created_at=now, target=target.name, snapshot_id=snapshot_id,
-        definition={"runDefinition": {**rc.to_dict(), "environment": env_recorded},
-                    "sourceDirectory": str(src), "command": command,
-                    "environment": env_request and {"builder": env_request["builder"],
-                                                    "specHash": env_request["spec_hash"]}},
-        tags=clean_tags)
-    ws.store.get_or_create_experiment(experiment)
-    ws.store.create_run(run, "submitted")
-    job = JobSpec(run_id=run.id, attempt=1, experiment=experiment, snapshot_id=snapshot_id,
+    if run_based is not None:
+        kind, target_config = run_based
+        tag_field = getattr(target_config, "tags", None)
+        if isinstance(tag_field, dict):
+            tag_field[RUN_BASED_TAG] = run_id
+        name = kind.run_based_name(rc) or f"run-{secrets.token_hex(4)}"
+        create_compute(ctx, name, target_config)
+        target = kind(ctx, name)
+    assert target is not None
+    job = JobSpec(run_id=run_id, attempt=1, experiment=experiment, snapshot_id=snapshot_id,
                   command=command, env=dict(rc.environment.environment_variables),
                   max_run_duration_seconds=rc.max_run_duration_seconds,
                   output_collection=rc.history.output_collection, node_count=rc.node_count,
@@ -141,13 +151,52 @@ def submit_script_run(ws: Workspace, experiment: str, config: ScriptRunConfig,
                   resources={k: float(v) for k, v in (("cpu", rc.resources.cpu),
                                                       ("gpu", rc.resources.gpu),
                                                       ("memory_gb", rc.resources.memory_gb))
-                             if v is not None})
+                             if v is not None},
+                  workspace_name=ctx.name)
+    now = time.time()
+    run = RunRecord(
+        id=run_id, experiment=experiment, status=RunStatus.QUEUED,
+        created_at=now, target=target.name, snapshot_id=snapshot_id,
+        definition={"runDefinition": {**rc.to_dict(), "environment": env_recorded},
+                    "sourceDirectory": str(src), "command": command,
+                    "environment": env_request and {"builder": env_request["builder"],
+                                                    "specHash": env_request["spec_hash"]},
+                    "job": job.to_dict()},
+        tags=clean_tags)
+    ctx.store.get_or_create_experiment(experiment)
+    ctx.store.create_run(run, "submitted")
+    if target.ready():
+        dispatch(ctx, target, run.id, raise_errors=True)
+    return ctx.store.get_run(run.id) or run
+
+
+def dispatch(ctx: WorkspaceContext, target: ComputeKind, run_id: str, *,
+             raise_errors: bool = False) -> bool:
+    """Start the stored job of a Queued run that has no handle yet, once (a file lock per run
+    makes the submitter and any number of reconcilers agree); store its handle.
+
+    A start that fails ends the run Failed with why (and raises when ``raise_errors``).
+    Returns whether this call started it.
+    """
+    lock = ctx.run_dir(run_id) / ".dispatch.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        handle = target.submit(job)
-    except (OSError, RunyardError) as exc:
-        ws.store.transition(Transition(run.id, RunStatus.FAILED, "dispatch failed", time.time(),
-                                       error={"message": f"could not start the run: {exc}"}))
-        raise
-    ws.store.set_handle(run.id, handle)
-    run.handle = handle
-    return run
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        run = ctx.store.get_run(run_id)
+        if run is None or run.handle is not None or run.status != RunStatus.QUEUED:
+            return False
+        job = JobSpec.from_dict(dict(run.definition.get("job") or {}))
+        try:
+            handle = target.submit(job)
+        except (OSError, RunyardError) as exc:
+            ctx.store.transition(Transition(run_id, RunStatus.FAILED, "dispatch failed",
+                                            time.time(), error={
+                                                "message": f"could not start the run: {exc}"}))
+            if raise_errors:
+                raise
+            return False
+        ctx.store.set_handle(run_id, handle.to_json())
+        return True
+    finally:
+        os.close(fd)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from itertools import repeat
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, insert, select, update
+from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from runyard.entities import (
@@ -308,10 +308,17 @@ class SqlWorkspaceStore(ComputeRows, WorkspaceStore):
                f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})")
         cache: dict[tuple[str, str, str], int] = {}
         for s in series:
-            if not s.steps:
+            if not s.values:
                 continue
             sid = cls._series_id(c, cache, s.run_id, s.name, s.kind)
-            rows = list(zip(repeat(sid, len(s.steps)), s.steps, s.values, s.values_json, s.ts,
+            steps = s.steps
+            if s.append:  # numbered after the last stored step; the series row is locked
+                ms, m = t.metric_series.c, t.metrics.c
+                c.execute(select(ms.id).where(ms.id == sid).with_for_update()).scalar()
+                last = c.execute(select(func.max(m.step)).where(m.series_id == sid)).scalar()
+                first = 0 if last is None else int(last) + 1
+                steps = list(range(first, first + len(s.values)))
+            rows = list(zip(repeat(sid, len(steps)), steps, s.values, s.values_json, s.ts,
                             strict=True))
             for i in range(0, len(rows), _INSERT_CHUNK):
                 c.exec_driver_sql(sql, rows[i:i + _INSERT_CHUNK])
@@ -426,11 +433,6 @@ class SqlWorkspaceStore(ComputeRows, WorkspaceStore):
                     if not present:
                         self._create_run(c, child, "created by its parent")
                 self._insert_series(c, batch.metric_series)
-                by_run: dict[str, list[MetricRow]] = {}
-                for rid, row in batch.metrics:
-                    by_run.setdefault(rid, []).append(row)
-                for rid, rws in by_run.items():
-                    self._insert_series(c, MetricSeries.from_rows(rid, rws))
                 for rid, tags in batch.tags:
                     self._set_tags(c, rid, tags)
                 for rid, props in batch.properties:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from runyard.compute.base import ComputeTarget
-from runyard.compute.cluster import ClusterCompute, ClusterProvisioningConfiguration
-from runyard.compute.remote import RemoteCompute
+from runyard.compute.cluster.config import ClusterProvisioningConfiguration
+from runyard.computetarget import ClusterCompute, ComputeTarget, RemoteCompute
 from runyard.errors import ComputeTargetNotSupported
 
 #: Arguments of AmlCompute.provisioning_configuration that only mean something in Azure.

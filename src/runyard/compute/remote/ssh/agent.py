@@ -13,7 +13,7 @@ from typing import Any
 
 import paramiko
 
-from runyard.compute.ssh.connection import Connection
+from runyard.compute.remote.ssh.connection import Connection
 from runyard.errors import ComputeTargetError, ComputeTargetInvalid
 
 AGENT_SOURCE_PATH = Path(__file__).resolve().parent / "hostagent.py"

@@ -12,6 +12,7 @@ Ray configs (:meth:`ClusterCompute.cluster_config`), which need credentials to r
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -26,168 +27,57 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from runyard.compute.base import HANDLE_VERSION, ComputeTarget, JobEvents, JobSpec, TargetStatus
+from runyard.compute.base import (
+    ComputeKind,
+    JobEvents,
+    JobHandle,
+    JobSpec,
+    TargetStatus,
+)
 from runyard.compute.capabilities import CLUSTER
-from runyard.compute.config import ComputeConfiguration, check_int
-from runyard.compute.ray import files as nodefiles
-from runyard.compute.ray import head as headmod
-from runyard.compute.ray.configs import local_config
-from runyard.compute.ray.rest import TERMINAL_JOB_STATES, RayApiError, RayDashboard
-from runyard.compute.vmsizes import VmSize, get_vm_size, supported_vmsizes
+from runyard.compute.cluster.config import (
+    DEAD_NODE_WINDOW_S,
+    READY_TIMEOUT_S,
+    RUN_BASED_TAG,
+    ClusterProvisioningConfiguration,
+    check_run_based,
+    request_of,
+    requested_resources,
+)
+from runyard.compute.cluster.ray import files as nodefiles
+from runyard.compute.cluster.ray import head as headmod
+from runyard.compute.cluster.ray.configs import local_config
+from runyard.compute.cluster.ray.rest import TERMINAL_JOB_STATES, RayApiError, RayDashboard
+from runyard.compute.config import ComputeConfiguration
+from runyard.compute.vmsizes import get_vm_size, supported_vmsizes
 from runyard.errors import (
-    ComputeTargetInvalid,
     ComputeTargetNotSupported,
     InvalidParameter,
-    RunyardError,
     TargetUnavailable,
 )
 from runyard.runtime.clusteragent import EXIT_NODE_LOST, NODE_PYTHON, encode_spec, node_run_id
 from runyard.runtime.runner import DRIVER_LOG
 
 if TYPE_CHECKING:
+    from runyard.context import WorkspaceContext
     from runyard.runconfig import RunConfiguration
-    from runyard.workspace import Workspace
-
-VM_PRIORITIES = ("dedicated", "lowpriority")
-PROVIDERS = ("local", "azure", "aws", "gcp", "kubernetes")
-#: Tag of a cluster made for one run (run-based creation); deleted when that run ends.
-RUN_BASED_TAG = "runyard.run_based_for"
-#: How long a node that died unexpectedly counts as preempted / unusable.
-DEAD_NODE_WINDOW_S = 120.0
-#: How long ``submit`` waits for a cluster that is still being created.
-READY_TIMEOUT_S = 180.0
 
 
-@dataclass(repr=False)
-class ClusterProvisioningConfiguration(ComputeConfiguration):
-    """``vm_size``, ``vm_priority``, ``min_nodes``..``max_nodes``, idle scale-down, provider."""
+@dataclass
+class ClusterHandle(JobHandle):
+    """A Ray job on one cluster incarnation (``cluster_uid``) and what restarts it."""
 
     kind: ClassVar[str] = "cluster"
-    secret_fields: ClassVar[tuple[str, ...]] = ("cluster_token",)
-    vm_size: str = ""
-    vm_priority: str = "dedicated"
-    min_nodes: int = 0
-    max_nodes: int | None = None
-    idle_seconds_before_scaledown: int = 120
-    provider: str = "local"
-    vnet_resourcegroup_name: str | None = None
-    vnet_name: str | None = None
-    subnet_name: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    description: str | None = None
-    admin_username: str | None = None
-    remote_login_port_public_access: str | None = None
-    #: Bearer token of the cluster's Ray API (generated; stored encrypted, never shown).
-    cluster_token: Any = None
-
-    def validate(self) -> None:
-        self.vm_size = get_vm_size(self.vm_size).name
-        if self.vm_priority not in VM_PRIORITIES:
-            raise ComputeTargetInvalid("vm_priority", f"{self.vm_priority!r} is not one of "
-                                       f"{', '.join(VM_PRIORITIES)}")
-        if self.max_nodes is None:
-            raise ComputeTargetInvalid("max_nodes", "is required (the most nodes to scale to)")
-        self.min_nodes = check_int("min_nodes", self.min_nodes, 0)
-        self.max_nodes = check_int("max_nodes", self.max_nodes, 1)
-        if self.min_nodes > self.max_nodes:
-            raise ComputeTargetInvalid("min_nodes", f"min_nodes ({self.min_nodes}) is above "
-                                       f"max_nodes ({self.max_nodes}); lower min_nodes or "
-                                       "raise max_nodes")
-        self.idle_seconds_before_scaledown = check_int(
-            "idle_seconds_before_scaledown", self.idle_seconds_before_scaledown, 0)
-        if self.provider not in PROVIDERS:
-            raise ComputeTargetInvalid("provider", f"{self.provider!r} is not one of "
-                                       f"{', '.join(PROVIDERS)}")
-        if self.cluster_token is None:
-            from runyard.secrets import Secret  # noqa: PLC0415
-
-            self.cluster_token = Secret(secrets.token_urlsafe(24))
+    cluster_uid: str = ""
+    node_count: int = 1
+    spec: dict[str, Any] = field(default_factory=dict)
+    runtime_env: dict[str, Any] = field(default_factory=dict)
+    lowpriority: bool = False
+    job_id: str = ""
+    submitted_at: float = 0.0
 
 
-def requested_resources(size: VmSize, request: dict[str, float]) -> dict[str, float]:
-    """What one node of a run asks Ray for: its request, or the whole node of ``size``.
-
-    Raises ``InvalidParameter`` for a request the size can never satisfy.
-    """
-    cpu = request.get("cpu")
-    gpu = request.get("gpu")
-    mem = request.get("memory_gb")
-    if cpu is not None and cpu > size.vcpus:
-        raise InvalidParameter("resources.cpu", f"the run asks for {cpu:g} CPUs per node, but "
-                               f"a {size.name} node has {size.vcpus}; ask for at most "
-                               f"{size.vcpus} or choose a larger vm_size")
-    if gpu is not None and gpu > size.gpus:
-        raise InvalidParameter("resources.gpu", f"the run asks for {gpu:g} GPUs per node, but "
-                               f"a {size.name} node has {size.gpus}; "
-                               + ("choose a GPU vm_size (e.g. STANDARD_NC6)" if not size.gpus
-                                  else f"ask for at most {size.gpus}"))
-    if mem is not None and mem > size.memory_gb:
-        raise InvalidParameter("resources.memory_gb", f"the run asks for {mem:g} GB per node, "
-                               f"but a {size.name} node has {size.memory_gb:g} GB")
-    out: dict[str, float] = {"CPU": float(cpu if cpu is not None else size.vcpus)}
-    gpus = gpu if gpu is not None else size.gpus
-    if gpus:
-        out["GPU"] = float(gpus)
-    if mem is not None:
-        out["memory"] = float(int(mem * 1024 ** 3))
-    return out
-
-
-def _request_of(rc: RunConfiguration) -> dict[str, float]:
-    r = rc.resources
-    return {k: float(v) for k, v in (("cpu", r.cpu), ("gpu", r.gpu),
-                                     ("memory_gb", r.memory_gb)) if v is not None}
-
-
-def check_run_based(rc: RunConfiguration) -> None:
-    """Checks of ``target="amlcompute"`` (a cluster made for the run) before anything starts."""
-    ac = rc.amlcompute
-    if not ac.vm_size:
-        raise InvalidParameter("amlcompute.vm_size", "target 'amlcompute' makes a cluster for "
-                               "this run: set run_config.amlcompute.vm_size (see "
-                               "AmlCompute.supported_vmsizes())")
-    size = get_vm_size(ac.vm_size, "amlcompute.vm_size")
-    if ac.vm_priority not in (None, *VM_PRIORITIES):
-        raise InvalidParameter("amlcompute.vm_priority", f"{ac.vm_priority!r} is not one of "
-                               f"{', '.join(VM_PRIORITIES)}")
-    count = check_int("amlcompute._cluster_max_node_count", ac._cluster_max_node_count, 1)
-    if rc.node_count > count:
-        raise InvalidParameter("amlcompute._cluster_max_node_count", f"the run needs "
-                               f"{rc.node_count} nodes but the cluster may have only {count}; "
-                               f"set _cluster_max_node_count to {rc.node_count} or more")
-    requested_resources(size, _request_of(rc))
-
-
-def is_run_based(ws: Workspace, rc: RunConfiguration) -> bool:
-    """Whether a run asks for a cluster of its own: ``target="amlcompute"`` (Azure's name), or
-    ``target="cluster"`` with ``amlcompute.vm_size`` set and no target named ``cluster``."""
-    if rc.target == "cluster":
-        if not rc.amlcompute.vm_size or ws.store.get_compute_target("cluster") is not None:
-            return False
-        check_run_based(rc)
-        return True
-    return rc.target == "amlcompute"
-
-
-def create_run_based(ws: Workspace, rc: RunConfiguration, run_id: str) -> ClusterCompute:
-    """Create (and start) the cluster of a run-based ``amlcompute`` run."""
-    from runyard.compute.resource import create_target  # noqa: PLC0415
-
-    check_run_based(rc)
-    ac = rc.amlcompute
-    name = ac._name or f"run-{secrets.token_hex(4)}"
-    config = ClusterProvisioningConfiguration.build(
-        vm_size=ac.vm_size, vm_priority=ac.vm_priority or "dedicated", min_nodes=0,
-        max_nodes=max(int(ac._cluster_max_node_count), rc.node_count),
-        idle_seconds_before_scaledown=30,
-        tags={RUN_BASED_TAG: run_id, "runyard.retain": str(bool(ac._retain_cluster))},
-        description="made for one run (run-based creation); deleted when the run ends")
-    target = create_target(ws, name, config)
-    assert isinstance(target, ClusterCompute)
-    return target
-
-
-class ClusterCompute(ComputeTarget):
+class ClusterKind(ComputeKind):
     """A managed, autoscaling Ray cluster (Azure ML ``AmlCompute``)."""
 
     kind: ClassVar[str] = "cluster"
@@ -198,32 +88,36 @@ class ClusterCompute(ComputeTarget):
                                             "idle_seconds_before_scaledown")
     #: The interpreter of a user-managed run is the node's (see ``submit``).
     interpreter_on_target: ClassVar[bool] = True
+    handle_class: ClassVar[type[JobHandle]] = ClusterHandle
 
     _uploaded: ClassVar[set[tuple[str, str]]] = set()
     _upload_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    @staticmethod
-    def provisioning_configuration(**kwargs: Any) -> ClusterProvisioningConfiguration:
-        """Validate and return a cluster configuration (see the class fields)."""
-        return ClusterProvisioningConfiguration.build(**kwargs)
+    @classmethod
+    def run_based(cls, ctx: WorkspaceContext, run_config: RunConfiguration
+                  ) -> ComputeConfiguration | None:
+        """``target="amlcompute"`` (Azure's name), or ``target="cluster"`` with
+        ``amlcompute.vm_size`` set and no target named ``cluster``: a cluster for this run."""
+        rc = run_config
+        if rc.target == "cluster":
+            if not rc.amlcompute.vm_size or ctx.store.get_compute_target("cluster") is not None:
+                return None
+        elif rc.target != "amlcompute":
+            return None
+        check_run_based(rc)
+        ac = rc.amlcompute
+        return ClusterProvisioningConfiguration.build(
+            vm_size=ac.vm_size, vm_priority=ac.vm_priority or "dedicated", min_nodes=0,
+            max_nodes=max(int(ac._cluster_max_node_count), rc.node_count),
+            idle_seconds_before_scaledown=30,
+            tags={"runyard.retain": str(bool(ac._retain_cluster))},
+            description="made for one run (run-based creation); deleted when the run ends")
 
-    @staticmethod
-    def supported_vmsizes(workspace: Any = None, location: str | None = None) -> list[dict[str,
-                                                                                         Any]]:
-        """The VM sizes a cluster can use (name, vcpus, memory_gb, gpus, family)."""
-        return supported_vmsizes()
-
-    @staticmethod
-    def cluster_config(config: ClusterProvisioningConfiguration, name: str) -> dict[str, Any]:
-        """The Ray config of ``config``: a ``ray up`` config (azure, aws, gcp), a KubeRay
-        ``RayCluster`` manifest (kubernetes), or the local autoscaler config."""
-        from runyard.compute.ray import configs  # noqa: PLC0415
-
-        if config.provider == "kubernetes":
-            return configs.kuberay_manifest(config, name)
-        if config.provider == "local":
-            return configs.local_config(config, name, "127.0.0.1:6379", "nodes.json")
-        return configs.launcher_config(config, name)
+    @classmethod
+    def run_based_name(cls, run_config: RunConfiguration) -> str | None:
+        """The name the run asked for its cluster (``amlcompute._name``), if any."""
+        name = run_config.amlcompute._name
+        return str(name) if name else None
 
     @classmethod
     def preflight(cls, config: ComputeConfiguration) -> None:
@@ -247,7 +141,7 @@ class ClusterCompute(ComputeTarget):
     @property
     def cluster_dir(self) -> Path:
         """``<workspace>/.runyard/clusters/<name>``."""
-        return self.workspace.data_dir / "clusters" / self.name
+        return self.ctx.data_dir / "clusters" / self.name
 
     def head_state(self) -> headmod.HeadState | None:
         """The cluster's saved head state (None before provisioning / after deletion)."""
@@ -303,7 +197,7 @@ class ClusterCompute(ComputeTarget):
         if outcome == "starting":
             return "Creating", []
         if outcome == "started" and self.dashboard(hs).alive():
-            self.workspace.store.update_compute_target(self.name, state="Succeeded", errors=[])
+            self.ctx.store.update_compute_target(self.name, state="Succeeded", errors=[])
             return "Succeeded", []
         if outcome == "started":
             if time.time() - hs.started_at < 60:
@@ -311,7 +205,7 @@ class ClusterCompute(ComputeTarget):
             message = "the Ray head started but its dashboard never answered"
         headmod.stop_processes(hs.uid, hs.sid)  # nothing of a failed cluster stays running
         errors = [f"Ray could not start the cluster: {message}"]
-        self.workspace.store.update_compute_target(self.name, state="Failed", errors=errors)
+        self.ctx.store.update_compute_target(self.name, state="Failed", errors=errors)
         return "Failed", errors
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> headmod.HeadState:
@@ -426,7 +320,7 @@ class ClusterCompute(ComputeTarget):
             raise TargetUnavailable(f"cluster {self.name!r} is {state}"
                                     + (f": {'; '.join(errors)}" if errors else ""))
         size = get_vm_size(self._config.vm_size)
-        requested_resources(size, _request_of(run_config))
+        requested_resources(size, request_of(run_config))
         assert self._config.max_nodes is not None
         if run_config.node_count > self._config.max_nodes:
             raise InvalidParameter("node_count", f"the run needs {run_config.node_count} "
@@ -434,7 +328,7 @@ class ClusterCompute(ComputeTarget):
                                    f"{self._config.max_nodes}; raise max_nodes with update()")
 
     def log_path(self, run_id: str) -> str | None:
-        return str(self.workspace.run_dir(run_id) / "artifacts" / DRIVER_LOG)
+        return str(self.ctx.run_dir(run_id) / "artifacts" / DRIVER_LOG)
 
     def _package(self, dash: RayDashboard, key: str, build: Any) -> str:
         """Upload a zip to the head once (``gcs://_ray_pkg_<key>.zip``); returns its URI."""
@@ -450,7 +344,7 @@ class ClusterCompute(ComputeTarget):
         return uri
 
     def _snapshot_zip(self, snapshot_id: str) -> bytes:
-        store = self.workspace.snapshots
+        store = self.ctx.snapshots
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
             for entry in store.manifest(snapshot_id):
@@ -488,40 +382,45 @@ class ClusterCompute(ComputeTarget):
                                                lambda: self._snapshot_zip(snapshot_id))
         return env
 
-    def submit(self, job: JobSpec) -> dict[str, Any]:
-        hs = self.wait_ready()
+    def ready(self) -> bool:
+        """Whether the cluster's head is up (runs wait in Queued until it is)."""
+        return self._settle()[0] == "Succeeded" and self.head_state() is not None
+
+    def _ready_head(self) -> headmod.HeadState:
+        state, errors = self._settle()
+        hs = self.head_state()
+        if state != "Succeeded" or hs is None:
+            raise TargetUnavailable(f"cluster {self.name!r} is {state}"
+                                    + (f": {'; '.join(errors)}" if errors else ""))
+        return hs
+
+    def submit(self, job: JobSpec) -> ClusterHandle:
+        hs = self._ready_head()
         config = self._config
         size = get_vm_size(config.vm_size)
         resources = requested_resources(size, job.resources)
         command = [NODE_PYTHON if (i == 0 and c in ("python", "python3", sys.executable))
                    else c for i, c in enumerate(job.command)]
         spec: dict[str, Any] = {
-            "run_id": job.run_id, "attempt": job.attempt, "experiment": job.experiment,
-            "command": command, "env": dict(job.env),
-            "max_run_duration_seconds": job.max_run_duration_seconds,
-            "output_collection": job.output_collection, "tags": job.tags,
-            "properties": job.properties, "environment": job.environment,
-            "node_root": hs.node_root, "node_count": job.node_count,
-            "process_count_per_node": job.process_count_per_node, "resources": resources,
-            "workspace": str(self.workspace.path), "has_snapshot": bool(job.snapshot_id)}
+            **job.to_dict(), "command": command, "node_root": hs.node_root,
+            "resources": resources, "has_snapshot": bool(job.snapshot_id)}
         dash = self.dashboard(hs)
         runtime_env = self._runtime_env(dash, job.snapshot_id)
-        handle = {"version": HANDLE_VERSION, "kind": self.kind, "cluster_uid": hs.uid,
-                  "run_id": job.run_id, "node_count": job.node_count, "spec": spec,
-                  "runtime_env": runtime_env,
-                  "lowpriority": config.vm_priority == "lowpriority"}
+        handle = ClusterHandle(run_id=job.run_id, attempt=job.attempt, cluster_uid=hs.uid,
+                               node_count=job.node_count, spec=spec, runtime_env=runtime_env,
+                               lowpriority=config.vm_priority == "lowpriority")
         return self._start(dash, hs, handle, job.attempt)
 
-    def _start(self, dash: RayDashboard, hs: headmod.HeadState, handle: dict[str, Any],
-               attempt: int) -> dict[str, Any]:
-        spec = {**handle["spec"], "attempt": attempt}
+    def _start(self, dash: RayDashboard, hs: headmod.HeadState, handle: ClusterHandle,
+               attempt: int) -> ClusterHandle:
+        spec = {**handle.spec, "attempt": attempt}
         resources = spec["resources"]
         gang = int(spec["node_count"]) > 1
         mode = "gang" if gang else "run"
         entry = (f"{shlex.quote(hs.python)} -m runyard.runtime.clusteragent {mode} "
                  f"{encode_spec(spec)}")
         request: dict[str, Any] = {
-            "entrypoint": entry, "runtime_env": handle["runtime_env"],
+            "entrypoint": entry, "runtime_env": handle.runtime_env,
             "submission_id": f"{spec['run_id']}-a{attempt}-{secrets.token_hex(3)}",
             "metadata": {"runyard_run_id": spec["run_id"], "runyard_attempt": str(attempt)}}
         if gang:  # the gang driver runs on the head; the nodes are its placement group
@@ -533,43 +432,43 @@ class ClusterCompute(ComputeTarget):
             if resources.get("memory"):
                 request["entrypoint_memory"] = int(resources["memory"])
         job_id = dash.submit_job(**request)
-        return {**handle, "spec": handle["spec"], "job_id": job_id, "attempt": attempt,
-                "submitted_at": time.time()}
+        return dataclasses.replace(handle, job_id=job_id, attempt=attempt,
+                                   submitted_at=time.time())
 
-    def restart(self, handle: dict[str, Any], attempt: int) -> dict[str, Any]:
+    def restart(self, handle: ClusterHandle, attempt: int) -> ClusterHandle:
         hs = self.wait_ready()
         self._archive_logs(handle)
         return self._start(self.dashboard(hs), hs, handle, attempt)
 
-    def _archive_logs(self, handle: dict[str, Any]) -> None:
+    def _archive_logs(self, handle: ClusterHandle) -> None:
         """Keep the last attempt's driver log as ``system_logs/attempt_<n>/driver_log.txt``;
         the new attempt's log starts empty."""
         from runyard.entities import FileRecord  # noqa: PLC0415
 
-        old = int(handle.get("attempt", 1))
-        art = self.workspace.run_dir(handle["run_id"]) / "artifacts"
+        old = int(handle.attempt)
+        art = self.ctx.run_dir(handle.run_id) / "artifacts"
         log = art / DRIVER_LOG
         if not log.exists():
             return
         name = f"system_logs/attempt_{old}/driver_log.txt"
         (art / name).parent.mkdir(parents=True, exist_ok=True)
         os.replace(log, art / name)
-        self.workspace.store.add_files([FileRecord(handle["run_id"], name,
+        self.ctx.store.add_files([FileRecord(handle.run_id, name,
                                                    (art / name).stat().st_size)])
 
-    def _spools(self, hs: headmod.HeadState, handle: dict[str, Any]) -> list[tuple[str, str]]:
-        base = Path(hs.node_root) / "runs" / handle["run_id"] / f"a{handle['attempt']}"
+    def _spools(self, hs: headmod.HeadState, handle: ClusterHandle) -> list[tuple[str, str]]:
+        base = Path(hs.node_root) / "runs" / handle.run_id / f"a{handle.attempt}"
         return [(f"n{k}.", str(base / f"n{k}" / "spool"))
-                for k in range(int(handle.get("node_count", 1)))]
+                for k in range(int(handle.node_count))]
 
-    def poll(self, handle: dict[str, Any], offsets: dict[str, int]) -> JobEvents:
+    def poll(self, handle: ClusterHandle, offsets: dict[str, int]) -> JobEvents:
         hs = self.head_state()
-        if hs is None or hs.uid != handle.get("cluster_uid"):
+        if hs is None or hs.uid != handle.cluster_uid:
             return JobEvents({}, alive=False, reason=f"cluster {self.name!r} that ran the job "
                              "is gone")
         dash = self.dashboard(hs)
         try:
-            info = dash.job(handle["job_id"])
+            info = dash.job(handle.job_id)
         except RayApiError as exc:
             if headmod.owned_pids(hs.uid, hs.sid):
                 return JobEvents({}, alive=True)  # a head that is busy or restarting
@@ -578,16 +477,16 @@ class ClusterCompute(ComputeTarget):
         alive = status not in TERMINAL_JOB_STATES
         files = nodefiles.SharedFiles()
         chunks = nodefiles.pull_chunks(files, self._spools(hs, handle), offsets)
-        base = Path(hs.node_root) / "runs" / handle["run_id"] / f"a{handle['attempt']}"
-        spec = {**handle["spec"], "attempt": handle["attempt"]}
-        for k in range(int(handle.get("node_count", 1))):
-            dest = self.workspace.run_dir(node_run_id(spec, k)) / "artifacts"
+        base = Path(hs.node_root) / "runs" / handle.run_id / f"a{handle.attempt}"
+        spec = {**handle.spec, "attempt": handle.attempt}
+        for k in range(int(handle.node_count)):
+            dest = self.ctx.run_dir(node_run_id(spec, k)) / "artifacts"
             with nodefiles.pull_lock(dest):  # one puller at a time appends to the logs
                 nodefiles.mirror(files, str(base / f"n{k}" / "artifacts"), dest)
         if alive or chunks:
             return JobEvents(chunks, alive=alive)
         lost = self._node_lost(dash, info)
-        if lost and handle.get("lowpriority"):
+        if lost and handle.lowpriority:
             return JobEvents({}, alive=False, restart=f"preempted: {lost}")
         message = (info or {}).get("message") or f"the Ray job ended {status}"
         if lost:
@@ -614,37 +513,30 @@ class ClusterCompute(ComputeTarget):
             return "the job's node was lost"
         return None
 
-    def cancel(self, handle: dict[str, Any], *, wait_seconds: float = 20.0) -> None:
+    def cancel(self, handle: ClusterHandle, *, wait_seconds: float = 20.0) -> None:
         hs = self.head_state()
-        if hs is None or hs.uid != handle.get("cluster_uid"):
+        if hs is None or hs.uid != handle.cluster_uid:
             return
         dash = self.dashboard(hs)
         try:
-            dash.stop_job(handle["job_id"])
+            dash.stop_job(handle.job_id)
         except RayApiError:
             return
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline:
             with contextlib.suppress(RayApiError):
-                info = dash.job(handle["job_id"])
+                info = dash.job(handle.job_id)
                 if info is None or info.get("status") in TERMINAL_JOB_STATES:
                     return
             time.sleep(0.1)
 
-    def on_run_end(self, run_id: str) -> None:
-        """Delete a run-based cluster once its run has ended (unless it is retained)."""
+    def on_run_end(self, run_id: str) -> bool:
+        """A run-based cluster asks to be deleted once its run has ended (unless retained)."""
         rec = self.record
         if rec is None or rec.state == "Deleting":
-            return
+            return False
         tags = dict(rec.config.get("tags") or {})
-        if tags.get(RUN_BASED_TAG) != run_id or tags.get("runyard.retain") == "True":
-            return
-        from runyard.compute.resource import live_runs  # noqa: PLC0415
-
-        if live_runs(self.workspace, self.name):
-            return
-        with contextlib.suppress(RunyardError):
-            self.delete()
+        return tags.get(RUN_BASED_TAG) == run_id and tags.get("runyard.retain") != "True"
 
 
 def _empty_counts() -> dict[str, int]:

@@ -1,7 +1,7 @@
 """Ray cluster configs generated from one ``ClusterProvisioningConfiguration``.
 
 * ``local``: a Ray cluster-launcher config for Ray's autoscaler with the fake multi-node
-  provider (our subclass, :mod:`runyard.compute.ray.local_provider`), written whole because the
+  provider (our subclass, :mod:`runyard.compute.cluster.ray.local_provider`), written whole because the
   Ray wheel ships no ``example.yaml`` for it.
 * ``azure``, ``aws``, ``gcp``: Ray cluster-launcher configs (``ray up``) where ``vm_size`` becomes
   the cloud's instance type and ``lowpriority`` becomes spot / preemptible capacity.
@@ -24,13 +24,13 @@ from runyard.compute.vmsizes import VM_SIZES, VmSize, get_vm_size
 from runyard.errors import ComputeTargetInvalid
 
 if TYPE_CHECKING:
-    from runyard.compute.cluster import ClusterProvisioningConfiguration
+    from runyard.compute.cluster.config import ClusterProvisioningConfiguration
 
 HEAD_TYPE = "ray.head.default"
 #: Object store of a local node: small (it is shared memory on the one machine).
 LOCAL_OBJECT_STORE_BYTES = 100 * 1024 * 1024
 RAY_IMAGE = "rayproject/ray:2.60.0-py311"
-LOCAL_PROVIDER_MODULE = "runyard.compute.ray.local_provider.LocalNodeProvider"
+LOCAL_PROVIDER_MODULE = "runyard.compute.cluster.ray.local_provider.LocalNodeProvider"
 #: Commands that bring a fresh cloud VM up; no ``ray stop``: each VM runs only its own Ray.
 _SETUP = ['python3 -m pip install -q "ray[default]>=2.9"']
 _HEAD_START = ["ulimit -n 65536; ray start --head --port=6379 --num-cpus=0 "

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import paramiko
 
-from runyard.compute.ssh import hostkeys
+from runyard.compute.remote.ssh import hostkeys
 from runyard.errors import ComputeTargetInvalid, RunyardError, TargetUnavailable
 from runyard.secrets import Secret
 

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runyard.compute.local import process_start_time, reap
+from runyard.compute.procs import process_start_time, reap
 
 MARKER_ENV = "RUNYARD_RAY_CLUSTER"
 STATE_FILE = "state.json"
@@ -289,7 +289,7 @@ def guard(owner_pid: int, root: str | os.PathLike[str]) -> subprocess.Popen[byte
     """Start a detached watcher that stops every cluster whose ``state.json`` lies under
     ``root`` once process ``owner_pid`` is gone (a test run killed before its clean-up)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "runyard.compute.ray.head", "guard", str(owner_pid),
+        [sys.executable, "-m", "runyard.compute.cluster.ray.head", "guard", str(owner_pid),
          str(process_start_time(owner_pid)), str(root)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True)

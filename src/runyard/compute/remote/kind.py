@@ -1,14 +1,14 @@
 """The ``remote`` kind: any SSH-reachable Linux host (Azure ML ``RemoteCompute``).
 
 Attach checks the host before anything is stored: it connects (the host key is verified before a
-credential is sent, see :mod:`runyard.compute.ssh.hostkeys`), then checks the OS, a usable python
+credential is sent, see :mod:`runyard.compute.remote.ssh.hostkeys`), then checks the OS, a usable python
 (>= 3.10) and the free disk under the target's folder on the host (``workdir``,
 ``~/.runyard`` by default). The host key, the python and the absolute folder are recorded in the
 configuration; password, private key (read from ``private_key_file`` at attach) and passphrase
 go to the encrypted secrets table.
 
 A run: the code travels by content (only blobs the host lacks), the runner starts detached on the
-host (own session, output to files, see :mod:`runyard.compute.ssh.hostagent`) and builds a
+host (own session, output to files, see :mod:`runyard.compute.remote.ssh.hostagent`) and builds a
 system-managed environment there with :mod:`runyard.runtime.envbuild` (cache
 ``<workdir>/envs``; uv is installed under it when the host has none). The workspace pulls the
 spool and the artifacts by offset (:meth:`RemoteCompute.poll`), reconnecting with backoff. A
@@ -23,24 +23,27 @@ quoted with :func:`shlex.join` on top of that).
 from __future__ import annotations
 
 import contextlib
-import json
-import math
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from runyard.compute.base import (
-    HANDLE_VERSION,
-    ComputeTarget,
+    ComputeKind,
     JobEvents,
+    JobHandle,
     JobSpec,
     TargetStatus,
 )
 from runyard.compute.capabilities import REMOTE
-from runyard.compute.config import ComputeConfiguration, check_int
+from runyard.compute.config import ComputeConfiguration
+from runyard.compute.remote.config import (
+    _RUN_ID,
+    CANCEL_GRACE_SECONDS,
+    POLL_TIMEOUT_SECONDS,
+    RemoteAttachConfiguration,
+)
 from runyard.errors import (
     ComputeTargetError,
     ComputeTargetInvalid,
@@ -48,129 +51,28 @@ from runyard.errors import (
     RunyardError,
     TargetUnavailable,
 )
-from runyard.runtime import context as ctx
+from runyard.runtime import jobwire
 from runyard.runtime.runner import DRIVER_LOG
 from runyard.secrets import Secret
 
-_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]|"
-                   r"[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+", re.ASCII)
-_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}", re.ASCII)
-#: Paths on the host (workdir, python): plain characters only, never an option or shell syntax.
-_REMOTE_PATH = re.compile(r"(?:~/?|/)?(?!-)[A-Za-z0-9_./+@%=,:-]*", re.ASCII)
-_LOCAL_PATH_BAD = re.compile(r"[\x00-\x1f\x7f;&|`$<>]")
-_HOST_KEY = re.compile(r"[a-z0-9.@-]+ [A-Za-z0-9+/]+={0,3}", re.ASCII)
-_RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,255}", re.ASCII)
 _T = TypeVar("_T")
 
-DEFAULT_WORKDIR = "~/.runyard"
-DEFAULT_UNREACHABLE_TIMEOUT = 300.0
-CANCEL_GRACE_SECONDS = 10.0
-#: Longest silence of the host during one poll before the connection counts as broken.
-POLL_TIMEOUT_SECONDS = 30.0
 
-
-def _check_remote_path(name: str, value: object, *, allow_tilde: bool = True) -> str:
-    if (not isinstance(value, str) or not value or ".." in value.split("/")
-            or not _REMOTE_PATH.fullmatch(value) or (not allow_tilde and value.startswith("~"))):
-        raise ComputeTargetInvalid(name, f"{value!r} is not a plain path on the host (letters, "
-                                   "digits and _ . / + @ % = , : -; it may not start with '-' "
-                                   "or hold spaces, quotes or shell syntax)")
-    return value
-
-
-def _check_local_path(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value or value.startswith("-") or \
-            _LOCAL_PATH_BAD.search(value):
-        raise ComputeTargetInvalid(name, f"{value!r} is not a usable file path (no control "
-                                   "characters, no leading '-', none of ; & | ` $ < >)")
-    return value
-
-
-@dataclass(repr=False)
-class RemoteAttachConfiguration(ComputeConfiguration):
-    """Address, port and credentials of an SSH host, and where runyard works there."""
+@dataclass
+class RemoteHandle(JobHandle):
+    """A runner on an SSH host: its folder there and its identity (pid, start, boot id)."""
 
     kind: ClassVar[str] = "remote"
-    mode: ClassVar[str] = "attach"
-    secret_fields: ClassVar[tuple[str, ...]] = ("password", "private_key_passphrase",
-                                                "private_key")
+    target: str = ""
     address: str = ""
-    ssh_port: int = 22
-    username: str = ""
-    password: Secret | None = None
-    private_key_file: str | None = None
-    private_key_passphrase: Secret | None = None
-    #: Accept a host key that is not in known_hosts (recorded on the target).
-    trust_unknown_host_key: bool = False
-    #: known_hosts file to check host keys against (default ``~/.ssh/known_hosts``).
-    known_hosts_file: str | None = None
-    #: Python on the host that runs runyard's runner (default: python3 found at attach).
-    python: str | None = None
-    #: runyard's folder on the host (code, environments, runs); made absolute at attach.
-    workdir: str = DEFAULT_WORKDIR
-    #: Attach refuses a host with less free disk than this under ``workdir``.
-    min_free_disk_mb: int = 256
-    #: A run whose host cannot be reached for this long turns NotResponding.
-    unreachable_timeout_seconds: float = DEFAULT_UNREACHABLE_TIMEOUT
-    #: Runs of this target that execute at once on the host (None: no limit).
-    max_concurrent_runs: int | None = None
-    #: The host key accepted at attach (``<type> <base64>``); later connections must match.
-    host_key: str | None = None
-    #: What attach found on the host (OS, python version, tools).
-    host_info: dict[str, Any] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    #: The private key itself (read from ``private_key_file`` at attach; stored encrypted).
-    private_key: Secret | None = None
-
-    def validate(self) -> None:
-        if not isinstance(self.address, str) or not _HOST.fullmatch(self.address):
-            raise ComputeTargetInvalid("address", f"{self.address!r} is not a hostname or IP "
-                                       "address (letters, digits, '.', '-', ':'; it may not "
-                                       "start with '-')")
-        if not isinstance(self.username, str) or not _USER.fullmatch(self.username):
-            raise ComputeTargetInvalid("username", f"{self.username!r} is not a valid user "
-                                       "name (letters, digits, '_', '.', '-'; it may not start "
-                                       "with '-')")
-        self.ssh_port = check_int("ssh_port", self.ssh_port, 1)
-        if self.ssh_port > 65535:
-            raise ComputeTargetInvalid("ssh_port", "must be 65535 or less")
-        if (self.password is None and not self.private_key_file and self.private_key is None
-                and self.host_key is None):  # attached ones keep credentials in the secrets
-            raise ComputeTargetInvalid("password", "give a password or a private_key_file")
-        for name in ("password", "private_key_passphrase", "private_key"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, Secret):
-                raise ComputeTargetInvalid(name, "must be a string")
-        if self.private_key_file is not None:
-            _check_local_path("private_key_file", self.private_key_file)
-        if self.known_hosts_file is not None:
-            _check_local_path("known_hosts_file", self.known_hosts_file)
-        if not isinstance(self.trust_unknown_host_key, bool):
-            raise ComputeTargetInvalid("trust_unknown_host_key", "must be True or False")
-        if self.python is not None:
-            _check_remote_path("python", self.python, allow_tilde=False)
-        _check_remote_path("workdir", self.workdir)
-        self.min_free_disk_mb = check_int("min_free_disk_mb", self.min_free_disk_mb, 0)
-        t = self.unreachable_timeout_seconds
-        if isinstance(t, str):
-            with contextlib.suppress(ValueError):
-                t = float(t)
-        if not isinstance(t, int | float) or isinstance(t, bool) or not math.isfinite(t) \
-                or t <= 0:
-            raise ComputeTargetInvalid("unreachable_timeout_seconds",
-                                       f"must be a number of seconds above 0, got {t!r}")
-        self.unreachable_timeout_seconds = float(t)
-        if self.max_concurrent_runs is not None:
-            self.max_concurrent_runs = check_int("max_concurrent_runs",
-                                                 self.max_concurrent_runs, 1)
-        if self.host_key is not None and (not isinstance(self.host_key, str)
-                                          or not _HOST_KEY.fullmatch(self.host_key)):
-            raise ComputeTargetInvalid("host_key", "must look like '<type> <base64>'")
-        if not isinstance(self.host_info, dict) or not isinstance(self.tags, dict):
-            raise ComputeTargetInvalid("tags", "must be a mapping")
+    run_dir: str = ""
+    pid: int = 0
+    pid_start: int | None = None
+    boot_id: str = ""
+    uploaded_bytes: int = 0
 
 
-class RemoteCompute(ComputeTarget):
+class RemoteKind(ComputeKind):
     """An SSH-reachable Linux machine (Azure ML ``RemoteCompute``)."""
 
     kind: ClassVar[str] = "remote"
@@ -181,26 +83,14 @@ class RemoteCompute(ComputeTarget):
                                             "min_free_disk_mb", "tags")
     #: User-managed interpreter paths name files on the host (checked there, not here).
     interpreter_on_target: ClassVar[bool] = True
-
-    @staticmethod
-    def attach_configuration(address: str = "", ssh_port: int = 22, username: str = "",
-                             password: str | None = None, private_key_file: str | None = None,
-                             private_key_passphrase: str | None = None,
-                             **more: Any) -> RemoteAttachConfiguration:
-        """Validate and return an attach configuration (Azure ML's arguments, plus
-        ``trust_unknown_host_key``, ``known_hosts_file``, ``python``, ``workdir``,
-        ``min_free_disk_mb``, ``unreachable_timeout_seconds``, ``max_concurrent_runs``)."""
-        return RemoteAttachConfiguration.build(
-            address=address, ssh_port=ssh_port, username=username, password=password,
-            private_key_file=private_key_file, private_key_passphrase=private_key_passphrase,
-            **more)
+    handle_class: ClassVar[type[JobHandle]] = RemoteHandle
 
     # -- attach ------------------------------------------------------------------------------
     def check_attach(self, config: ComputeConfiguration) -> None:
         """Connect, then check OS, python and free disk; record what was found."""
         require_ssh()
-        from runyard.compute.ssh import agent  # noqa: PLC0415
-        from runyard.compute.ssh.connection import Connection  # noqa: PLC0415
+        from runyard.compute.remote.ssh import agent  # noqa: PLC0415
+        from runyard.compute.remote.ssh.connection import Connection  # noqa: PLC0415
 
         assert isinstance(config, RemoteAttachConfiguration)
         if config.private_key_file and config.private_key is None:
@@ -239,7 +129,7 @@ class RemoteCompute(ComputeTarget):
             config.host_key = conn.host_key_line
             config.python = str(info["python"])
             config.workdir = str(info["workdir"])
-            from runyard.compute.ssh.hostkeys import fingerprint  # noqa: PLC0415
+            from runyard.compute.remote.ssh.hostkeys import fingerprint  # noqa: PLC0415
 
             config.host_info = {
                 "os": info.get("os"), "machine": info.get("machine"),
@@ -253,7 +143,7 @@ class RemoteCompute(ComputeTarget):
             conn.close()
 
     def teardown(self) -> None:
-        from runyard.compute.ssh.connection import POOL  # noqa: PLC0415
+        from runyard.compute.remote.ssh.connection import POOL  # noqa: PLC0415
 
         POOL.drop(self._pool_key())
 
@@ -262,11 +152,11 @@ class RemoteCompute(ComputeTarget):
         return TargetStatus(rec.state if rec else "Unknown", list(rec.errors) if rec else [])
 
     def log_path(self, run_id: str) -> str | None:
-        return str(self.workspace.run_dir(run_id) / "artifacts" / DRIVER_LOG)
+        return str(self.ctx.run_dir(run_id) / "artifacts" / DRIVER_LOG)
 
     # -- connections -------------------------------------------------------------------------
     def _pool_key(self) -> str:
-        return f"{self.workspace.data_dir}::{self.name}"
+        return f"{self.ctx.data_dir}::{self.name}"
 
     def _configuration(self) -> RemoteAttachConfiguration:
         rec = self.record
@@ -284,7 +174,7 @@ class RemoteCompute(ComputeTarget):
     def _with_connection(self, cfg: RemoteAttachConfiguration,
                          fn: Callable[[Any, Any], _T]) -> _T:
         """Run ``fn(connection, pool entry)``; a connection that broke is rebuilt once."""
-        from runyard.compute.ssh.connection import POOL, ConnectionLost  # noqa: PLC0415
+        from runyard.compute.remote.ssh.connection import POOL, ConnectionLost  # noqa: PLC0415
 
         settings = _settings(cfg)
         conn, entry = POOL.get(self._pool_key(), settings)
@@ -295,9 +185,9 @@ class RemoteCompute(ComputeTarget):
             return fn(conn, entry)
 
     # -- contract ----------------------------------------------------------------------------
-    def submit(self, job: JobSpec) -> dict[str, Any]:
-        from runyard.compute.ssh import agent  # noqa: PLC0415
-        from runyard.compute.ssh.sync import upload_for  # noqa: PLC0415
+    def submit(self, job: JobSpec) -> RemoteHandle:
+        from runyard.compute.remote.ssh import agent  # noqa: PLC0415
+        from runyard.compute.remote.ssh.sync import upload_for  # noqa: PLC0415
 
         if not _RUN_ID.fullmatch(job.run_id) or job.run_id.startswith((".", "-")):
             raise ComputeTargetInvalid("run_id", f"{job.run_id!r} cannot name a folder on a "
@@ -305,31 +195,21 @@ class RemoteCompute(ComputeTarget):
         cfg = self._configuration()
         root, python = cfg.workdir, str(cfg.python)
         run_dir = f"{root}/runs/{job.run_id}"
-        upload = upload_for(self.workspace.snapshots, job.snapshot_id)
+        upload = upload_for(self.ctx.snapshots, job.snapshot_id)
         bundle_dir = f"{root}/bundle/{upload.bundle['digest']}"
         command = list(job.command)
         if command and command[0] == "python":
             command[0] = python
-        env = dict(job.env)
-        env.update({
-            ctx.ENV_RUN_ID: job.run_id, ctx.ENV_SPOOL_DIR: f"{run_dir}/spool",
-            ctx.ENV_ARTIFACTS_DIR: f"{run_dir}/artifacts", ctx.ENV_EXPERIMENT: job.experiment,
-            ctx.ENV_ATTEMPT: str(job.attempt), ctx.ENV_PROPERTIES: json.dumps(job.properties),
-            ctx.ENV_TAGS: json.dumps(job.tags), "AZUREML_RUN_ID": job.run_id,
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": ":".join(p for p in (bundle_dir, job.env.get("PYTHONPATH", "")) if p),
-        })
-        spec: dict[str, Any] = {
-            "run_id": job.run_id, "attempt": job.attempt, "workdir": f"{run_dir}/wd",
-            "artifacts_dir": f"{run_dir}/artifacts", "spool_dir": f"{run_dir}/spool",
-            "command": command, "env": env,
-            "max_run_duration_seconds": job.max_run_duration_seconds,
-            "output_collection": job.output_collection,
-        }
-        if cfg.max_concurrent_runs:
-            spec["slots"] = {"dir": f"{root}/slots", "count": cfg.max_concurrent_runs}
-        if job.environment is not None:
-            spec["environment"] = {**job.environment, "cache_dir": f"{root}/envs"}
+        wire = job.to_dict()
+        env = jobwire.script_env(wire, run_id=job.run_id, spool_dir=f"{run_dir}/spool",
+                                 artifacts_dir=f"{run_dir}/artifacts", bundle_dir=bundle_dir,
+                                 pythonpath=job.env.get("PYTHONPATH", ""))
+        spec = jobwire.runner_job(
+            wire, run_id=job.run_id, workdir=f"{run_dir}/wd",
+            artifacts_dir=f"{run_dir}/artifacts", spool_dir=f"{run_dir}/spool", env=env,
+            command=command, env_cache_dir=f"{root}/envs",
+            slots=({"dir": f"{root}/slots", "count": cfg.max_concurrent_runs}
+                   if cfg.max_concurrent_runs else None))
         request: dict[str, Any] = {"root": root, "run_dir": run_dir, "attempt": job.attempt,
                                    "job": spec, "files": upload.files, "bundle": upload.bundle}
         needed = upload.blobs()
@@ -358,19 +238,19 @@ class RemoteCompute(ComputeTarget):
             raise ComputeTargetError(f"{cfg.address}: the code could not be placed on the host")
 
         remote = self._with_connection(cfg, start)
-        return {"version": HANDLE_VERSION, "kind": self.kind, "target": self.name,
-                "run_id": job.run_id, "address": cfg.address, "run_dir": run_dir,
-                "attempt": int(remote.get("attempt", job.attempt)), "pid": int(remote["pid"]),
-                "pid_start": remote.get("pid_start"), "boot_id": remote.get("boot_id", ""),
-                "uploaded_bytes": sent["bytes"]}
+        return RemoteHandle(run_id=job.run_id, attempt=int(remote.get("attempt", job.attempt)),
+                            target=self.name, address=cfg.address, run_dir=run_dir,
+                            pid=int(remote["pid"]), pid_start=remote.get("pid_start"),
+                            boot_id=str(remote.get("boot_id", "")),
+                            uploaded_bytes=sent["bytes"])
 
-    def poll(self, handle: dict[str, Any], offsets: dict[str, int]) -> JobEvents:
+    def poll(self, handle: RemoteHandle, offsets: dict[str, int]) -> JobEvents:
         """Pull new spool lines and artifacts; an unreachable host is retried with backoff."""
-        from runyard.compute.ssh import agent  # noqa: PLC0415
-        from runyard.compute.ssh.sync import PullState, pull_artifacts, run_lock  # noqa: PLC0415
+        from runyard.compute.remote.ssh import agent  # noqa: PLC0415
+        from runyard.compute.remote.ssh.sync import PullState, pull_artifacts, run_lock  # noqa: PLC0415
 
-        run_id = str(handle["run_id"])
-        local = self.workspace.run_dir(run_id)
+        run_id = handle.run_id
+        local = self.ctx.run_dir(run_id)
         with run_lock(local):
             state = PullState(local)
             if state.finished:  # everything was pulled after the runner ended: no SSH needed
@@ -379,15 +259,15 @@ class RemoteCompute(ComputeTarget):
                 cfg = self._configuration()
             except RunyardError as exc:
                 return JobEvents(chunks={}, alive=False, reason=str(exc))
-            request = {"run_dir": handle["run_dir"], "pid": handle["pid"],
-                       "pid_start": handle.get("pid_start"), "boot_id": handle.get("boot_id"),
+            request = {"run_dir": handle.run_dir, "pid": handle.pid,
+                       "pid_start": handle.pid_start, "boot_id": handle.boot_id,
                        "offsets": offsets}
 
             def go(conn: Any, entry: Any) -> dict[str, Any]:
                 answer = agent.call(conn, str(cfg.python), cfg.workdir, "poll", request,
                                     timeout=POLL_TIMEOUT_SECONDS)
                 conn.with_sftp(lambda sftp: pull_artifacts(
-                    sftp, f"{handle['run_dir']}/artifacts", local / "artifacts",
+                    sftp, f"{handle.run_dir}/artifacts", local / "artifacts",
                     answer.get("files", []), state), "pulling artifacts")
                 return answer
 
@@ -416,12 +296,12 @@ class RemoteCompute(ComputeTarget):
             f"(unreachable_timeout_seconds={cfg.unreachable_timeout_seconds:g}): {exc}. The run "
             "may still be running there; it is not started again"))
 
-    def cancel(self, handle: dict[str, Any]) -> None:
-        from runyard.compute.ssh import agent  # noqa: PLC0415
+    def cancel(self, handle: RemoteHandle) -> None:
+        from runyard.compute.remote.ssh import agent  # noqa: PLC0415
 
         cfg = self._configuration()
-        request = {"run_dir": handle["run_dir"], "pid": handle["pid"],
-                   "pid_start": handle.get("pid_start"), "boot_id": handle.get("boot_id"),
+        request = {"run_dir": handle.run_dir, "pid": handle.pid,
+                   "pid_start": handle.pid_start, "boot_id": handle.boot_id,
                    "grace": CANCEL_GRACE_SECONDS}
         try:
             self._with_connection(cfg, lambda conn, _e: agent.call(
@@ -429,7 +309,7 @@ class RemoteCompute(ComputeTarget):
                 timeout=CANCEL_GRACE_SECONDS + 30))
         except TargetUnavailable as exc:
             raise TargetUnavailable(
-                f"cannot cancel run {handle.get('run_id')}: {exc}. Try again; if the host stays "
+                f"cannot cancel run {handle.run_id}: {exc}. Try again; if the host stays "
                 f"unreachable the run turns NotResponding after "
                 f"{cfg.unreachable_timeout_seconds:g} s") from None
 
@@ -445,7 +325,7 @@ def require_ssh() -> None:
 
 def _settings(cfg: RemoteAttachConfiguration) -> Any:
     require_ssh()
-    from runyard.compute.ssh.connection import Settings  # noqa: PLC0415
+    from runyard.compute.remote.ssh.connection import Settings  # noqa: PLC0415
 
     return Settings(address=cfg.address, port=cfg.ssh_port, username=cfg.username,
                     password=cfg.password, private_key=cfg.private_key,

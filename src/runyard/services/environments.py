@@ -1,5 +1,8 @@
 """Registered environments: named definitions with versions, stored in the workspace.
 
+Receives a :class:`~runyard.context.WorkspaceContext` and returns records; the SDK
+``Environment`` turns them into objects.
+
 ``register`` stores a new version only when the definition changed; "changed" is decided on
 the normalized definition (:func:`runyard.environments.spec.definition_hash`), so listing the
 same packages in another order or spelling a name ``Scikit_Learn`` is not a change.
@@ -13,9 +16,9 @@ from runyard.environments.spec import conda_dependencies_of, definition_hash
 from runyard.errors import InvalidParameter, NotFound
 
 if TYPE_CHECKING:
+    from runyard.context import WorkspaceContext
     from runyard.environment import Environment
     from runyard.store.base import EnvironmentRecord
-    from runyard.workspace import Workspace
 
 __all__ = ["get_environment", "list_environments", "register_environment"]
 
@@ -31,16 +34,7 @@ def _check_name(name: str) -> None:
                                "environments")
 
 
-def _to_env(rec: EnvironmentRecord) -> Environment:
-    from runyard.environment import Environment  # noqa: PLC0415
-
-    env = Environment.from_dict(rec.definition)
-    env.name = rec.name
-    env.version = str(rec.version)
-    return env
-
-
-def register_environment(ws: Workspace, env: Environment) -> Environment:
+def register_environment(ctx: WorkspaceContext, env: Environment) -> EnvironmentRecord:
     """Store ``env`` as a new version of its name, unless the latest version is the same."""
     _check_name(env.name)
     definition = env.to_dict()
@@ -50,11 +44,11 @@ def register_environment(ws: Workspace, env: Environment) -> Environment:
         definition["python"]["condaDependenciesFile"] = None
     definition.pop("name", None)
     definition.pop("version", None)
-    rec = ws.store.register_environment(env.name, definition, definition_hash(env))
-    return _to_env(rec)
+    return ctx.store.register_environment(env.name, definition, definition_hash(env))
 
 
-def get_environment(ws: Workspace, name: str, version: str | int | None = None) -> Environment:
+def get_environment(ctx: WorkspaceContext, name: str,
+                    version: str | int | None = None) -> EnvironmentRecord:
     """The registered environment ``name`` (its latest version unless ``version`` is given)."""
     v: int | None = None
     if version is not None:
@@ -62,20 +56,20 @@ def get_environment(ws: Workspace, name: str, version: str | int | None = None) 
             v = int(version)
         except (TypeError, ValueError) as exc:
             raise InvalidParameter("version", f"{version!r} is not a version number") from exc
-    rec = ws.store.get_environment(name, v)
+    rec = ctx.store.get_environment(name, v)
     if rec is None:
-        known = sorted({r.name for r in ws.store.list_environments()})
+        known = sorted({r.name for r in ctx.store.list_environments()})
         what = f"{name!r} version {version}" if version is not None else repr(name)
-        raise NotFound(f"no registered environment {what} in workspace {ws.name!r}"
+        raise NotFound(f"no registered environment {what} in workspace {ctx.name!r}"
                        + (f"; registered: {', '.join(known)}" if known else
                           "; register one with env.register(workspace)"))
-    return _to_env(rec)
+    return rec
 
 
-def list_environments(ws: Workspace) -> dict[str, Environment]:
+def list_environments(ctx: WorkspaceContext) -> list[EnvironmentRecord]:
     """The latest version of every registered environment, by name."""
     latest: dict[str, EnvironmentRecord] = {}
-    for rec in ws.store.list_environments():
+    for rec in ctx.store.list_environments():
         if rec.name not in latest or rec.version > latest[rec.name].version:
             latest[rec.name] = rec
-    return {name: _to_env(rec) for name, rec in sorted(latest.items())}
+    return [rec for _, rec in sorted(latest.items())]

@@ -1,0 +1,172 @@
+"""``WorkspaceClient``: every operation the SDK performs on a workspace.
+
+Records in, records out (``runyard.entities``); errors are ``RunyardError`` subclasses, which
+cross an HTTP boundary as ``{error_code, message, details}`` (see ``runyard.errors``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+
+if TYPE_CHECKING:
+    from runyard.compute.base import TargetStatus
+    from runyard.compute.config import ComputeConfiguration
+    from runyard.entities import (
+        AttemptRecord,
+        ComputeRecord,
+        ExperimentRecord,
+        FileRecord,
+        MetricRow,
+        RunEvent,
+        RunRecord,
+    )
+    from runyard.environment import Environment
+    from runyard.runconfig import ScriptRunConfig
+    from runyard.runtime.context import LiveRun
+    from runyard.store.base import EnvironmentRecord, RunFilter
+
+
+class WorkspaceClient(Protocol):
+    """What the SDK may ask of a workspace (in-process or over HTTP)."""
+
+    #: True when runs move on by reading them (embedded: one bounded sync per read).
+    embedded: bool
+
+    # -- experiments -------------------------------------------------------------------------
+    def get_or_create_experiment(self, name: str) -> ExperimentRecord:
+        """The experiment ``name`` (created on first use)."""
+        ...
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        """Every experiment, oldest first."""
+        ...
+
+    # -- runs --------------------------------------------------------------------------------
+    def submit_run(self, experiment: str, config: ScriptRunConfig,
+                   tags: dict[str, Any] | None) -> RunRecord:
+        """Validate, snapshot, record and dispatch a script run (returns at once)."""
+        ...
+
+    def start_interactive_run(self, experiment: str, snapshot_directory: Path | None,
+                              outputs: str | None, display_name: str | None
+                              ) -> tuple[RunRecord, LiveRun]:
+        """Record a run tracked from this process (embedded only: it writes a local spool)."""
+        ...
+
+    def get_run(self, run_id: str, *, sync: bool = False) -> RunRecord | None:
+        """The run (``sync``: after one bounded reconcile step of it, embedded only)."""
+        ...
+
+    def list_runs(self, flt: RunFilter) -> list[RunRecord]:
+        """Runs matching the filter, newest first."""
+        ...
+
+    def cancel_run(self, run_id: str) -> RunRecord:
+        """Cancel a run and its process tree; a finished run is left as it is."""
+        ...
+
+    def list_events(self, run_id: str) -> list[RunEvent]:
+        """Status transitions of a run."""
+        ...
+
+    def list_attempts(self, run_id: str) -> list[AttemptRecord]:
+        """Attempts of a run."""
+        ...
+
+    def get_metric_rows(self, run_id: str, names: list[str] | None = None) -> list[MetricRow]:
+        """Metric values of a run."""
+        ...
+
+    def log_metric(self, run_id: str, name: str, kind: str, value: Any) -> None:
+        """Append one metric value to a run (numbered after its last step)."""
+        ...
+
+    def set_tags(self, run_id: str, tags: dict[str, str | None]) -> None:
+        """Set mutable tags."""
+        ...
+
+    def remove_tags(self, run_id: str, keys: list[str]) -> None:
+        """Remove tags."""
+        ...
+
+    def add_properties(self, run_id: str, props: dict[str, str]) -> None:
+        """Add immutable properties."""
+        ...
+
+    # -- logs and artifacts ------------------------------------------------------------------
+    def list_files(self, run_id: str) -> list[FileRecord]:
+        """Artifacts of a run."""
+        ...
+
+    def read_file(self, run_id: str, name: str, offset: int = 0, size: int = -1) -> bytes:
+        """Bytes of an artifact from ``offset`` (log streaming by offset)."""
+        ...
+
+    def download_file(self, run_id: str, name: str, dest: Path) -> Path:
+        """Copy an artifact to a local file."""
+        ...
+
+    def upload_file(self, run_id: str, name: str, source: Path | BinaryIO) -> FileRecord:
+        """Store a file as an artifact of the run."""
+        ...
+
+    # -- snapshots (blob negotiation) --------------------------------------------------------
+    def missing_blobs(self, blobs: list[str]) -> list[str]:
+        """Which of these content hashes the workspace lacks."""
+        ...
+
+    def restore_snapshot(self, snapshot_id: str, dest: Path) -> Path:
+        """Write a snapshot's files into ``dest``."""
+        ...
+
+    # -- compute -----------------------------------------------------------------------------
+    def create_compute(self, name: str, config: ComputeConfiguration) -> ComputeRecord:
+        """Create a managed target."""
+        ...
+
+    def attach_compute(self, name: str, config: ComputeConfiguration) -> ComputeRecord:
+        """Attach an existing machine or cluster."""
+        ...
+
+    def get_compute(self, name: str) -> ComputeRecord:
+        """A target's record (``ComputeTargetNotFound`` for an unknown name)."""
+        ...
+
+    def list_compute(self) -> list[ComputeRecord]:
+        """Every target, ``local`` first."""
+        ...
+
+    def compute_status(self, name: str) -> TargetStatus:
+        """Provisioning state, errors, node counts."""
+        ...
+
+    def update_compute(self, name: str, changes: dict[str, Any]) -> ComputeRecord:
+        """Change updatable settings."""
+        ...
+
+    def delete_compute(self, name: str, *, force: bool, detach: bool) -> None:
+        """Delete or detach a target."""
+        ...
+
+    def compute_kind(self, name: str) -> Any:
+        """The kind object of a target, for kind-specific calls (embedded only)."""
+        ...
+
+    # -- environments ------------------------------------------------------------------------
+    def register_environment(self, env: Environment) -> EnvironmentRecord:
+        """Register a new version of an environment when its definition changed."""
+        ...
+
+    def get_environment(self, name: str, version: str | int | None = None
+                        ) -> EnvironmentRecord:
+        """A registered environment version."""
+        ...
+
+    def list_environments(self) -> list[EnvironmentRecord]:
+        """The latest version of each registered environment."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,176 @@
+"""``LocalClient``: the ``WorkspaceClient`` of an embedded workspace (services in-process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from runyard.entities import (
+    AttemptRecord,
+    ComputeRecord,
+    ExperimentRecord,
+    FileRecord,
+    MetricRow,
+    MetricSeries,
+    RunEvent,
+    RunRecord,
+)
+from runyard.errors import NotFound
+from runyard.services import compute as compute_svc
+from runyard.services import environments as env_svc
+from runyard.services.runs.control import cancel_run
+from runyard.services.runs.interactive import start_interactive_run
+from runyard.services.runs.ingest import build_metric_row
+from runyard.services.runs.reconciler import ensure_reconciler, reconcile_run
+from runyard.services.runs.submit import submit_script_run
+from runyard.services.targets import get_kind
+from runyard.store.base import IngestBatch
+
+if TYPE_CHECKING:
+    from runyard.compute.base import ComputeKind, TargetStatus
+    from runyard.compute.config import ComputeConfiguration
+    from runyard.context import WorkspaceContext
+    from runyard.environment import Environment
+    from runyard.runconfig import ScriptRunConfig
+    from runyard.runtime.context import LiveRun
+    from runyard.store.base import EnvironmentRecord, RunFilter
+
+#: A reader's sync reads at most this many spool chunks per stream (the reconciler does the
+#: rest): reading a run's status stays a bounded operation.
+READ_SYNC_PASSES = 4
+
+
+class LocalClient:
+    """Calls the services of one embedded workspace in this process."""
+
+    embedded = True
+
+    def __init__(self, ctx: WorkspaceContext) -> None:
+        self.ctx = ctx
+
+    # -- experiments -------------------------------------------------------------------------
+    def get_or_create_experiment(self, name: str) -> ExperimentRecord:
+        return self.ctx.store.get_or_create_experiment(name)
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        return self.ctx.store.list_experiments()
+
+    # -- runs --------------------------------------------------------------------------------
+    def submit_run(self, experiment: str, config: ScriptRunConfig,
+                   tags: dict[str, Any] | None) -> RunRecord:
+        record = submit_script_run(self.ctx, experiment, config, tags)
+        ensure_reconciler(self.ctx)
+        return record
+
+    def start_interactive_run(self, experiment: str, snapshot_directory: Path | None,
+                              outputs: str | None, display_name: str | None
+                              ) -> tuple[RunRecord, LiveRun]:
+        return start_interactive_run(self.ctx, experiment, snapshot_directory, outputs,
+                                     display_name)
+
+    def get_run(self, run_id: str, *, sync: bool = False) -> RunRecord | None:
+        if sync:
+            try:
+                return reconcile_run(self.ctx, run_id, READ_SYNC_PASSES)
+            except NotFound:
+                return None
+        return self.ctx.store.get_run(run_id)
+
+    def list_runs(self, flt: RunFilter) -> list[RunRecord]:
+        return self.ctx.store.list_runs(flt)
+
+    def cancel_run(self, run_id: str) -> RunRecord:
+        return cancel_run(self.ctx, run_id)
+
+    def list_events(self, run_id: str) -> list[RunEvent]:
+        return self.ctx.store.list_events(run_id)
+
+    def list_attempts(self, run_id: str) -> list[AttemptRecord]:
+        return self.ctx.store.list_attempts(run_id)
+
+    def get_metric_rows(self, run_id: str, names: list[str] | None = None) -> list[MetricRow]:
+        return self.ctx.store.get_metric_rows(run_id, names)
+
+    def log_metric(self, run_id: str, name: str, kind: str, value: Any) -> None:
+        row = build_metric_row(name, kind, 0, value)
+        series = MetricSeries(run_id, name, kind, [0], [row.value], [row.value_json], [row.ts],
+                              append=True)
+        self.ctx.store.apply_ingest(run_id, IngestBatch(metric_series=[series]))
+
+    def set_tags(self, run_id: str, tags: dict[str, str | None]) -> None:
+        self.ctx.store.set_tags(run_id, tags)
+
+    def remove_tags(self, run_id: str, keys: list[str]) -> None:
+        self.ctx.store.remove_tags(run_id, keys)
+
+    def add_properties(self, run_id: str, props: dict[str, str]) -> None:
+        self.ctx.store.add_properties(run_id, props)
+
+    # -- logs and artifacts ------------------------------------------------------------------
+    def list_files(self, run_id: str) -> list[FileRecord]:
+        return self.ctx.store.list_files(run_id)
+
+    def read_file(self, run_id: str, name: str, offset: int = 0, size: int = -1) -> bytes:
+        return self.ctx.artifacts.read(run_id, name, offset, size)
+
+    def download_file(self, run_id: str, name: str, dest: Path) -> Path:
+        if name not in {f.name for f in self.ctx.store.list_files(run_id)}:
+            raise NotFound(f"run {run_id} has no file {name!r}; see get_file_names()")
+        return self.ctx.artifacts.get_file(run_id, name, dest)
+
+    def upload_file(self, run_id: str, name: str, source: Path | BinaryIO) -> FileRecord:
+        if isinstance(source, Path):
+            size = self.ctx.artifacts.put_file(run_id, name, source)
+        else:
+            size = self.ctx.artifacts.write(run_id, name, source)
+        rec = FileRecord(run_id, name, size)
+        self.ctx.store.add_files([rec])
+        return rec
+
+    # -- snapshots ---------------------------------------------------------------------------
+    def missing_blobs(self, blobs: list[str]) -> list[str]:
+        return self.ctx.snapshots.missing_blobs(blobs)
+
+    def restore_snapshot(self, snapshot_id: str, dest: Path) -> Path:
+        return self.ctx.snapshots.restore(snapshot_id, dest)
+
+    # -- compute -----------------------------------------------------------------------------
+    def create_compute(self, name: str, config: ComputeConfiguration) -> ComputeRecord:
+        return compute_svc.create_compute(self.ctx, name, config)
+
+    def attach_compute(self, name: str, config: ComputeConfiguration) -> ComputeRecord:
+        return compute_svc.attach_compute(self.ctx, name, config)
+
+    def get_compute(self, name: str) -> ComputeRecord:
+        return compute_svc.get_record(self.ctx, name)
+
+    def list_compute(self) -> list[ComputeRecord]:
+        return compute_svc.list_compute(self.ctx)
+
+    def compute_status(self, name: str) -> TargetStatus:
+        return compute_svc.compute_status(self.ctx, name)
+
+    def update_compute(self, name: str, changes: dict[str, Any]) -> ComputeRecord:
+        return compute_svc.update_compute(self.ctx, name, changes)
+
+    def delete_compute(self, name: str, *, force: bool, detach: bool) -> None:
+        compute_svc.delete_compute(self.ctx, name, force=force, detach=detach)
+
+    def compute_kind(self, name: str) -> ComputeKind:
+        return get_kind(self.ctx, name)
+
+    # -- environments ------------------------------------------------------------------------
+    def register_environment(self, env: Environment) -> EnvironmentRecord:
+        return env_svc.register_environment(self.ctx, env)
+
+    def get_environment(self, name: str, version: str | int | None = None
+                        ) -> EnvironmentRecord:
+        return env_svc.get_environment(self.ctx, name, version)
+
+    def list_environments(self) -> list[EnvironmentRecord]:
+        return env_svc.list_environments(self.ctx)
+
+    def close(self) -> None:
+        self.ctx.close()
+
+

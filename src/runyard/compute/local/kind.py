@@ -1,0 +1,151 @@
+"""``LocalKind``: runs each job as a detached runner process on this machine (DESIGN.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from runyard.compute.base import (
+    Capabilities,
+    ComputeKind,
+    JobEvents,
+    JobHandle,
+    JobSpec,
+    TargetStatus,
+)
+from runyard.compute.capabilities import LOCAL
+from runyard.compute.config import ComputeConfiguration, LocalProvisioningConfiguration
+from runyard.compute.procs import process_start_time, same_process
+from runyard.entities import ComputeRecord
+from runyard.runtime import bundle, jobwire
+from runyard.runtime.spool import list_streams, read_chunk
+
+BUILTIN = "local"
+
+
+@dataclass
+class LocalHandle(JobHandle):
+    """A runner process on this machine: pid + start time identify it across restarts."""
+
+    kind: ClassVar[str] = "local"
+    pid: int = 0
+    pid_start: int | None = None
+    run_dir: str = ""
+
+
+class LocalKind(ComputeKind):
+    """Runs each job as a detached runner process on this machine.
+
+    ``local`` is built in; more local targets can be created, each with its own concurrency
+    limit (``max_concurrent_runs``) and its own queue.
+    """
+
+    kind: ClassVar[str] = "local"
+    capabilities: ClassVar[Capabilities] = LOCAL
+    managed: ClassVar[bool] = True
+    config_class: ClassVar[type[ComputeConfiguration]] = LocalProvisioningConfiguration
+    updatable: ClassVar[tuple[str, ...]] = ("max_concurrent_runs", "description", "tags")
+    handle_class: ClassVar[type[JobHandle]] = LocalHandle
+
+    @property
+    def record(self) -> ComputeRecord | None:
+        return None if self.name == BUILTIN else super().record
+
+    @property
+    def max_concurrent_runs(self) -> int:
+        """Runs of this target that may execute at once; the rest wait in Queued."""
+        configured = self.config.get("max_concurrent_runs") if self.name != BUILTIN else None
+        return int(configured or self.ctx.max_concurrent_runs)
+
+    def status(self) -> TargetStatus:
+        rec = self.record
+        if rec is None:
+            return TargetStatus(provisioning_state="Succeeded")
+        return TargetStatus(provisioning_state=rec.state, errors=list(rec.errors))
+
+    def _bundle_dir(self) -> Path:
+        """The runtime bundle for this workspace's runs (written once per bundle digest)."""
+        root = self.ctx.data_dir / "bundle"
+        digest = bundle.bundle_digest()
+        dest = root / digest
+        if not (dest / "runyard" / "__init__.py").is_file():
+            tmp = root / f".{digest}.{os.getpid()}"
+            bundle.write_bundle(tmp)
+            try:
+                os.rename(tmp, dest)
+            except OSError:  # another process published it first
+                import shutil  # noqa: PLC0415
+
+                shutil.rmtree(tmp, ignore_errors=True)
+        return dest
+
+    # -- contract ----------------------------------------------------------------------------
+    def submit(self, job: JobSpec) -> LocalHandle:
+        rd = self.ctx.run_dir(job.run_id)
+        wd = rd / "wd"
+        artifacts = self.ctx.artifacts.local_dir(job.run_id)
+        spool = rd / "spool"
+        assert artifacts is not None
+        for d in (artifacts, spool):
+            d.mkdir(parents=True, exist_ok=True)
+        if job.snapshot_id:
+            self.ctx.snapshots.restore(job.snapshot_id, wd)
+        else:
+            wd.mkdir(parents=True, exist_ok=True)
+        spec = job.to_dict()
+        bundle_dir = str(self._bundle_dir())
+        env = jobwire.script_env(spec, run_id=job.run_id, spool_dir=str(spool),
+                                 artifacts_dir=str(artifacts), bundle_dir=bundle_dir,
+                                 pythonpath=os.environ.get("PYTHONPATH", ""))
+        runner = jobwire.runner_job(
+            spec, run_id=job.run_id, workdir=str(wd), artifacts_dir=str(artifacts),
+            spool_dir=str(spool), env=env, env_cache_dir=str(self.ctx.env_cache_dir),
+            slots={"dir": str(self.ctx.data_dir / "slots" / self.name),
+                   "count": self.max_concurrent_runs})
+        job_path = rd / f"job-a{job.attempt}.json"
+        job_path.write_text(json.dumps(runner))
+        runner_env = dict(os.environ)
+        runner_env["PYTHONPATH"] = env["PYTHONPATH"]
+        with open(rd / "runner.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "runyard.runtime.runner", str(job_path)],
+                cwd=rd, env=runner_env, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        return LocalHandle(run_id=job.run_id, attempt=job.attempt, pid=proc.pid,
+                           pid_start=process_start_time(proc.pid), run_dir=str(rd))
+
+    def alive(self, handle: LocalHandle) -> bool:
+        """Whether the runner of ``handle`` still runs (pid and start time both match)."""
+        return same_process(int(handle.pid), handle.pid_start)
+
+    def poll(self, handle: LocalHandle, offsets: dict[str, int]) -> JobEvents:
+        alive = self.alive(handle)  # before reading: a dead runner has written everything
+        spool = Path(handle.run_dir) / "spool"
+        chunks: dict[str, tuple[int, bytes]] = {}
+        for stream in list_streams(spool):
+            frm = offsets.get(stream, 0)
+            data = read_chunk(spool / f"{stream}.jsonl", frm)
+            if data:
+                chunks[stream] = (frm, data)
+        return JobEvents(chunks=chunks, alive=alive)
+
+    def cancel(self, handle: LocalHandle, *, wait_seconds: float = 10.0) -> None:
+        if not self.alive(handle):
+            return
+        pid = int(handle.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline and self.alive(handle):
+            time.sleep(0.02)
+        if self.alive(handle):  # the runner did not answer: end its whole group
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)

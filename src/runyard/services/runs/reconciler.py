@@ -1,0 +1,224 @@
+"""The reconciler: the one loop that moves runs forward.
+
+:func:`reconcile_run` is one step for one run: dispatch it when its target has become ready,
+ingest what its target has (bounded), and finish it (delete a run-based target once its run
+ended). :class:`Reconciler` runs that step over every live run in batches, polling each run
+again after a backoff that grows while nothing happens, and will host the pipeline/sweep
+controllers and the schedule loop.
+
+Embedded mode: :func:`ensure_reconciler` (called by submit) starts a detached
+``python -m runyard.services.runs.reconciler <workspace>`` unless one runs; the one that holds
+``.runyard/reconciler.lock`` is the leader, the others exit at once, and the leader exits after
+a quiet period with nothing live. ``runyard reconcile`` runs one in the foreground. Several
+reconcilers at once are safe: ingest is keyed by offsets, transitions are conditional, dispatch
+and restarts hold a lock per run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runyard.entities import RunRecord, RunStatus
+from runyard.errors import NotFound, RunyardError
+from runyard.services.compute import finish_run_on_target
+from runyard.services.runs.submit import dispatch
+from runyard.services.runs.sync import sync_run
+from runyard.services.targets import get_kind
+from runyard.store.base import RunFilter
+
+if TYPE_CHECKING:
+    from runyard.context import WorkspaceContext
+
+LOCK_NAME = "reconciler.lock"
+#: A detached leader exits after this long with nothing live.
+QUIET_EXIT_SECONDS = 10.0
+#: Longest wait before a live run is polled again (backoff grows to it while nothing moves).
+MAX_BACKOFF_SECONDS = 2.0
+MIN_BACKOFF_SECONDS = 0.05
+#: Runs polled per pass (the rest wait for the next pass).
+BATCH_SIZE = 64
+
+
+def reconcile_run(ctx: WorkspaceContext, run_id: str, max_passes: int = 100) -> RunRecord:
+    """One reconcile step for one run: dispatch, ingest (bounded), finish."""
+    run = ctx.store.get_run(run_id)
+    if run is None:
+        raise NotFound(f"run {run_id!r} does not exist")
+    top = run
+    while top.parent_id and top.handle is None:
+        parent = ctx.store.get_run(top.parent_id)
+        if parent is None:
+            break
+        top = parent
+    if top.handle is None and top.status == RunStatus.QUEUED and "job" in top.definition:
+        try:
+            target = get_kind(ctx, top.target)
+            if target.ready():
+                dispatch(ctx, target, top.id)
+        except RunyardError:
+            pass  # a target that is gone or failing: its run is ended by sync below
+    fresh = sync_run(ctx, run_id, max_passes)
+    owner = fresh if fresh.id == top.id else ctx.store.get_run(top.id)
+    if owner is not None and owner.status.terminal and owner.parent_id is None:
+        with contextlib.suppress(RunyardError):  # idempotent: a target asks once, then it's gone
+            finish_run_on_target(ctx, get_kind(ctx, owner.target), owner.id)
+    return ctx.store.get_run(run_id) or fresh
+
+
+def reconcile(ctx: WorkspaceContext) -> list[RunRecord]:
+    """One step for every unfinished top-level run (reattach after a restart; dispatch what
+    waits; mark vanished runners); returns the runs as they are after it."""
+    return [reconcile_run(ctx, run.id) for run in live_runs(ctx)]
+
+
+def live_runs(ctx: WorkspaceContext) -> list[RunRecord]:
+    """Unfinished top-level runs, oldest first."""
+    live = [s for s in RunStatus if not s.terminal]
+    return list(reversed(ctx.store.list_runs(RunFilter(statuses=live))))
+
+
+@dataclass
+class _Pace:
+    due: float = 0.0
+    delay: float = MIN_BACKOFF_SECONDS
+    seen: tuple[object, ...] = field(default_factory=tuple)
+
+
+class Reconciler:
+    """Polls every live run of a workspace with backoff until told to stop."""
+
+    def __init__(self, ctx: WorkspaceContext, *, batch_size: int = BATCH_SIZE,
+                 max_backoff: float = MAX_BACKOFF_SECONDS) -> None:
+        self.ctx = ctx
+        self.batch_size = batch_size
+        self.max_backoff = max_backoff
+        self._pace: dict[str, _Pace] = {}
+
+    def step(self) -> int:
+        """One pass over the live runs that are due; returns how many runs are live."""
+        runs = live_runs(self.ctx)
+        now = time.monotonic()
+        due = [r for r in runs if self._pace.get(r.id, _Pace()).due <= now][:self.batch_size]
+        for run in due:
+            try:
+                fresh = reconcile_run(self.ctx, run.id)
+            except RunyardError:
+                fresh = run
+            pace = self._pace.setdefault(run.id, _Pace())
+            mark = (fresh.status, fresh.handle is None, len(fresh.properties))
+            pace.delay = (MIN_BACKOFF_SECONDS if mark != pace.seen
+                          else min(pace.delay * 2, self.max_backoff))
+            pace.seen = mark
+            pace.due = time.monotonic() + pace.delay
+        live_ids = {r.id for r in runs}
+        for gone in set(self._pace) - live_ids:
+            del self._pace[gone]
+        return len(runs)
+
+    def run(self, *, quiet_exit: float | None = None,
+            should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Loop until ``should_stop()``; with ``quiet_exit``, also after that many seconds
+        with nothing live."""
+        quiet_since: float | None = None
+        while not should_stop():
+            live = self.step()
+            now = time.monotonic()
+            if live:
+                quiet_since = None
+            elif quiet_exit is not None:
+                quiet_since = quiet_since or now
+                if now - quiet_since >= quiet_exit:
+                    return
+            nxt = min((p.due for p in self._pace.values()), default=now + 0.5)
+            time.sleep(min(max(nxt - time.monotonic(), 0.02), 0.5))
+
+
+def lock_path(ctx: WorkspaceContext) -> Path:
+    """The leader lock of the workspace's detached reconciler."""
+    return ctx.data_dir / LOCK_NAME
+
+
+def try_lead(ctx: WorkspaceContext) -> int | None:
+    """Take the leader lock (an fd held for the process's life) or None if another leads."""
+    path = lock_path(ctx)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def leader_running(ctx: WorkspaceContext) -> bool:
+    """Whether a reconciler holds the workspace's leader lock now."""
+    fd = try_lead(ctx)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
+
+
+def ensure_reconciler(ctx: WorkspaceContext) -> bool:
+    """Start a detached reconciler for the workspace unless one runs; returns True when it
+    started one. (Two callers may both start one: the second exits at once.)"""
+    if os.environ.get("RUNYARD_NO_RECONCILER") or leader_running(ctx):
+        return False
+    log = ctx.data_dir / "reconciler.log"
+    with open(log, "ab") as out:
+        subprocess.Popen(
+            [sys.executable, "-m", "runyard.services.runs.reconciler", str(ctx.path)],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True, cwd=str(ctx.data_dir),
+            env={**os.environ, "RUNYARD_RECONCILER_DELAY": "0.5"})
+    return True
+
+
+def serve(ctx: WorkspaceContext, *, detached: bool) -> int:
+    """Lead the workspace's reconciliation (exit 0 at once when another process leads).
+
+    Detached: nice, start after a short delay (the submitter usually reads its run itself),
+    exit after a quiet period or when the workspace folder disappears. Foreground: run until
+    interrupted.
+    """
+    fd = try_lead(ctx)
+    if fd is None:
+        return 0
+    try:
+        if detached:
+            with contextlib.suppress(OSError):
+                os.nice(5)
+            time.sleep(float(os.environ.get("RUNYARD_RECONCILER_DELAY", "0")))
+        Reconciler(ctx).run(quiet_exit=QUIET_EXIT_SECONDS if detached else None,
+                            should_stop=lambda: not ctx.data_dir.is_dir())
+    finally:
+        os.close(fd)
+        ctx.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m runyard.services.runs.reconciler WORKSPACE_FOLDER`` (detached mode)."""
+    from runyard.context import open_context  # noqa: PLC0415
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        ctx = open_context(args[0])
+    except (IndexError, RunyardError) as exc:
+        print(f"runyard reconciler: {exc}", file=sys.stderr)
+        return 2
+    return serve(ctx, detached=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
