@@ -11,10 +11,11 @@ puts the side's ``src`` first: ``<git worktree of REF>/src`` before, ``<repo>/sr
 venv's editable install of runyard is a ``.pth`` entry, which PYTHONPATH precedes). The side is
 checked twice: once per run with ``python -c "import runyard"`` (abort, exit 2, when it
 resolves elsewhere) and once in every harness subprocess (``--expect-runyard``, exit 3). What
-the benchmarks start resolves runyard from the same tree: the local target links the
-submitting process's runyard package into the workspace's ``pylib`` folder and starts the
-runner with ``PYTHONPATH=<pylib>:<inherited PYTHONPATH>``; each benchmark makes its own
-workspace in a temp folder, so the two sides never share a ``pylib`` link.
+the benchmarks start resolves runyard from the same tree: the local target derives the runner's
+and the script's runyard from the submitting process's package (up to 753ac39 a link to it in
+the workspace's ``pylib`` folder, then a runtime bundle copied from it) and prepends that to the
+inherited PYTHONPATH; each benchmark makes its own workspace in a temp folder, so the two sides
+never share that folder.
 
 The benchmark modules come from the current ``benchmarks/`` for both sides, so the measuring
 code is identical. When the current copy of a module fails against REF (say, an import that
@@ -392,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
 
     headers = list(COLUMNS)
     headers[2], headers[3] = before.label, after.label
-    title = (f"runyard before/after: {args.baseline} ({sha[:7]}) vs working tree (HEAD "
+    ref = args.baseline if sha.startswith(args.baseline) else f"{args.baseline} ({sha[:7]})"
+    title = (f"runyard before/after: {ref} vs working tree (HEAD "
              f"{head[:7]}{', src modified' if dirty else ''}); median of {args.repeats} "
              "alternating rounds of run(repeats=1) per side; ratio = after / before")
     print_table(rows, headers, title)

@@ -16,6 +16,7 @@ from runyard import __version__
 from runyard.cli.compute import compute
 from runyard.cli.env import env
 from runyard.cli.experiments import experiment
+from runyard.cli.reconcile import reconcile
 from runyard.cli.runs import run
 from runyard.cli.workspace import WorkspaceRef, init
 from runyard.errors import RunyardError
@@ -59,6 +60,7 @@ cli.add_command(run)
 cli.add_command(experiment)
 cli.add_command(compute)
 cli.add_command(env)
+cli.add_command(reconcile)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -37,7 +37,7 @@ def metric_summaries(run: Run) -> list[MetricSummary]:
     from the workspace store's metric rows (ordered by name, step, insertion).
     """
     out: dict[str, MetricSummary] = {}
-    for row in run.workspace.store.get_metric_rows(run.id):
+    for row in run.workspace.client.get_metric_rows(run.id):
         m = out.setdefault(row.name, MetricSummary(row.name, row.kind, 0))
         m.count += 1
         m.kind = row.kind

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import shutil
 import sys
 from typing import TYPE_CHECKING
 
@@ -121,10 +120,9 @@ def submit(script: str, args: tuple[str, ...], experiment: str, target: str | No
 def list_runs(experiment: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """List top-level runs, newest first."""
     from runyard.experiment import Experiment  # noqa: PLC0415
-    from runyard.services.runs.sync import reconcile  # noqa: PLC0415
 
     ws = current_workspace()
-    reconcile(ws)  # so that statuses (and the --status filter) are current
+    ws.client.reconcile()  # so that statuses (and the --status filter) are current
     runs: list[Run] = []
     for exp in Experiment.list(ws, experiment_name=experiment):
         found = exp.get_runs(status=status)
@@ -162,13 +160,14 @@ def logs(run_id: str, follow: bool) -> None:
     if follow:
         _wait(r, show_metrics=False)
         return
-    path = r.workspace.run_dir(r.id) / "artifacts" / DRIVER_LOG
-    if not path.is_file():
+    if DRIVER_LOG not in r.get_file_names():
         click.echo(f"run {r.id} has no log yet (status {r.get_status()})", err=True)
         return
     sys.stdout.flush()
-    with open(path, "rb") as fh:
-        shutil.copyfileobj(fh, sys.stdout.buffer)
+    offset = 0
+    while chunk := r.workspace.client.read_file(r.id, DRIVER_LOG, offset, 1 << 20):
+        sys.stdout.buffer.write(chunk)
+        offset += len(chunk)
     sys.stdout.buffer.flush()
 
 

@@ -167,6 +167,10 @@ class WorkspaceClient(Protocol):
         """The latest version of each registered environment."""
         ...
 
+    def reconcile(self) -> None:
+        """Move every live run on by one step (embedded; a server reconciles by itself)."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...

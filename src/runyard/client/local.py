@@ -21,7 +21,7 @@ from runyard.services import environments as env_svc
 from runyard.services.runs.control import cancel_run
 from runyard.services.runs.interactive import start_interactive_run
 from runyard.services.runs.ingest import build_metric_row
-from runyard.services.runs.reconciler import ensure_reconciler, reconcile_run
+from runyard.services.runs.reconciler import ensure_reconciler, reconcile, reconcile_run
 from runyard.services.runs.submit import submit_script_run
 from runyard.services.targets import get_kind
 from runyard.store.base import IngestBatch
@@ -169,6 +169,9 @@ class LocalClient:
 
     def list_environments(self) -> list[EnvironmentRecord]:
         return env_svc.list_environments(self.ctx)
+
+    def reconcile(self) -> None:
+        reconcile(self.ctx)
 
     def close(self) -> None:
         self.ctx.close()

@@ -4,6 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+
+#: Detached children this process started and has not seen end: kept so that they are reaped
+#: by ``poll`` (a ``Popen`` dropped while its child runs would warn and leak a zombie).
+_DETACHED: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def keep(proc: subprocess.Popen[bytes]) -> None:
+    """Remember a detached child so that :func:`reap` collects it once it ends."""
+    _DETACHED[proc.pid] = proc
+    for pid, other in list(_DETACHED.items()):
+        if other.poll() is not None:
+            del _DETACHED[pid]
 
 
 def process_start_time(pid: int) -> int | None:
@@ -21,6 +34,11 @@ def process_start_time(pid: int) -> int | None:
 
 def reap(pid: int) -> None:
     """Collect ``pid`` if it is our exited child (so it does not linger as a zombie)."""
+    proc = _DETACHED.get(pid)
+    if proc is not None:
+        if proc.poll() is not None:
+            del _DETACHED[pid]
+        return
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
 

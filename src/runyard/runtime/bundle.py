@@ -25,6 +25,7 @@ BUNDLE_FILES: tuple[str, ...] = (
     "run.py",
     "runtime/__init__.py",
     "runtime/bundle.py",
+    "runtime/clusteragent.py",
     "runtime/context.py",
     "runtime/envbuild.py",
     "runtime/envbuilders.py",

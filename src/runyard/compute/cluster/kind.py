@@ -354,17 +354,10 @@ class ClusterKind(ComputeKind):
                 zf.writestr(info, store.blob_path(entry.blob).read_bytes())
         return buf.getvalue()
 
-    @staticmethod
-    def _bundle_files() -> list[tuple[str, Path]]:
+    def _bundle_zip(self) -> tuple[str, bytes]:
         from runyard.runtime.bundle import bundle_files  # noqa: PLC0415
 
-        out = list(bundle_files())
-        agent = Path(__file__).resolve().parent.parent / "runtime" / "clusteragent.py"
-        out.append(("runyard/runtime/clusteragent.py", agent))
-        return out
-
-    def _bundle_zip(self) -> tuple[str, bytes]:
-        files = self._bundle_files()
+        files = bundle_files()
         h = hashlib.sha256()
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:

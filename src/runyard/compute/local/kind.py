@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -23,7 +24,7 @@ from runyard.compute.base import (
 )
 from runyard.compute.capabilities import LOCAL
 from runyard.compute.config import ComputeConfiguration, LocalProvisioningConfiguration
-from runyard.compute.procs import process_start_time, same_process
+from runyard.compute.procs import keep, process_start_time, same_process
 from runyard.entities import ComputeRecord
 from runyard.runtime import bundle, jobwire
 from runyard.runtime.spool import list_streams, read_chunk
@@ -77,7 +78,7 @@ class LocalKind(ComputeKind):
         digest = bundle.bundle_digest()
         dest = root / digest
         if not (dest / "runyard" / "__init__.py").is_file():
-            tmp = root / f".{digest}.{os.getpid()}"
+            tmp = root / f".{digest}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
             bundle.write_bundle(tmp)
             try:
                 os.rename(tmp, dest)
@@ -119,6 +120,7 @@ class LocalKind(ComputeKind):
                 [sys.executable, "-m", "runyard.runtime.runner", str(job_path)],
                 cwd=rd, env=runner_env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        keep(proc)
         return LocalHandle(run_id=job.run_id, attempt=job.attempt, pid=proc.pid,
                            pid_start=process_start_time(proc.pid), run_dir=str(rd))
 

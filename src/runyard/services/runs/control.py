@@ -26,7 +26,7 @@ def cancel_run(ctx: WorkspaceContext, run_id: str) -> RunRecord:
     if run.handle is not None and run.parent_id is None:
         target = get_kind(ctx, run.target)
         target.cancel(target.load_handle(run.handle))
-        run = sync_run(ctx, run_id)
+        run = sync_run(ctx, run_id, vanished=(RunStatus.CANCELED, "canceled by user"))
     if not run.status.terminal:  # the supervisor could not say so itself
         ctx.store.transition(Transition(run_id, RunStatus.CANCELED, "canceled by user",
                                        time.time()))

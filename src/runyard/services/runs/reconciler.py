@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runyard.compute.procs import keep
 from runyard.entities import RunRecord, RunStatus
 from runyard.errors import NotFound, RunyardError
 from runyard.services.compute import finish_run_on_target
@@ -176,11 +177,11 @@ def ensure_reconciler(ctx: WorkspaceContext) -> bool:
         return False
     log = ctx.data_dir / "reconciler.log"
     with open(log, "ab") as out:
-        subprocess.Popen(
+        keep(subprocess.Popen(
             [sys.executable, "-m", "runyard.services.runs.reconciler", str(ctx.path)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True, cwd=str(ctx.data_dir),
-            env={**os.environ, "RUNYARD_RECONCILER_DELAY": "0.5"})
+            env={**os.environ, "RUNYARD_RECONCILER_DELAY": "0.5"}))
     return True
 
 

@@ -187,6 +187,8 @@ def dispatch(ctx: WorkspaceContext, target: ComputeKind, run_id: str, *,
         if run is None or run.handle is not None or run.status != RunStatus.QUEUED:
             return False
         job = JobSpec.from_dict(dict(run.definition.get("job") or {}))
+        if run.attempt != job.attempt:
+            return False  # a later attempt is being started by a restart, not by dispatch
         try:
             handle = target.submit(job)
         except (OSError, RunyardError) as exc:

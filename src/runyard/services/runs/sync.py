@@ -27,10 +27,13 @@ _CHILD_OUTCOME = {RunStatus.COMPLETED: RunStatus.COMPLETED, RunStatus.FAILED: Ru
                   RunStatus.NOT_RESPONDING: RunStatus.NOT_RESPONDING}
 
 
-def sync_run(ctx: WorkspaceContext, run_id: str, max_passes: int = MAX_PASSES) -> RunRecord:
+def sync_run(ctx: WorkspaceContext, run_id: str, max_passes: int = MAX_PASSES, *,
+             vanished: tuple[RunStatus, str] | None = None) -> RunRecord:
     """Ingest what is new for ``run_id`` (idempotent) and return the fresh record.
 
-    A run whose supervisor is gone without reporting an end becomes ``NotResponding``. Finishing
+    A run whose supervisor is gone without reporting an end becomes ``NotResponding`` (or
+    ``vanished``: the status and cause to record instead, e.g. Canceled after a cancel that
+    stopped the runner before it could report). Finishing
     actions (deleting a run-based target) are the reconciler's (``reconcile_run``).
     """
     store = ctx.store
@@ -69,6 +72,11 @@ def sync_run(ctx: WorkspaceContext, run_id: str, max_passes: int = MAX_PASSES) -
                 break
             if not events.alive and not fresh.status.terminal and fresh.handle is not None:
                 now = time.time()
+                if vanished is not None:
+                    tr = Transition(owner.id, vanished[0], vanished[1], now)
+                    if store.transition(tr):
+                        _close_children(ctx, owner.id, [tr])
+                    break
                 tr = Transition(owner.id, RunStatus.NOT_RESPONDING,
                                 events.reason or "the runner process vanished without "
                                 "reporting an end", now,

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runyard.compute.procs import process_start_time, reap
+from runyard.compute.procs import keep, process_start_time, reap
 
 MARKER_ENV = "RUNYARD_RAY_CLUSTER"
 STATE_FILE = "state.json"
@@ -155,7 +155,7 @@ def head_env(state: HeadState, token: str) -> dict[str, str]:
     env.update(LOCAL_RAY_ENV)
     env[MARKER_ENV] = state.uid
     env["RAY_AUTH_TOKEN"] = token
-    src = str(Path(__file__).resolve().parents[3])  # the folder holding the runyard package
+    src = str(Path(__file__).resolve().parents[4])  # the folder holding the runyard package
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
     return env
 
@@ -176,6 +176,7 @@ def start_head(state: HeadState, token: str) -> None:
         proc = subprocess.Popen(["/bin/sh", "-c", script], env=head_env(state, token),
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True, cwd=state.cluster_dir)
+    keep(proc)
     state.sid = proc.pid
     state.starter_pid = proc.pid
     state.starter_start = process_start_time(proc.pid)
