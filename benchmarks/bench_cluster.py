@@ -101,8 +101,8 @@ def run(repeats: int = 5) -> list[dict[str, Any]]:
     except ImportError:
         return [{"benchmark": "cluster", "unit": "", "runyard": None, "peer_name": None,
                  "peer": None, "note": "skipped: the 'ray' extra is not installed"}]
-    from runyard.computetarget import ClusterCompute
     from runyard.compute.cluster.ray import head as headmod
+    from runyard.computetarget import ClusterCompute
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="runyard-bench-cluster-") as tmp:

@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from runyard import Environment, Experiment, Run, ScriptRunConfig, Workspace
-from runyard.computetarget import ComputeTarget
-from runyard.computetarget import RemoteCompute
 from runyard.compute.remote.ssh.connection import POOL
+from runyard.computetarget import ComputeTarget, RemoteCompute
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))

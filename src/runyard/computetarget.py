@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
     from runyard.compute.base import ComputeKind
     from runyard.entities import ComputeRecord
+    from runyard.sdktypes import WorkspaceLike as Workspace
     from runyard.secrets import Secret
-    from runyard.workspace import Workspace
 
 __all__ = ["ClusterCompute", "ComputeTarget", "LocalTarget", "RemoteCompute"]
 
@@ -164,7 +164,7 @@ class ComputeTarget:
 
     # -- kind-specific access (embedded workspaces) ------------------------------------------
     def _kind(self) -> ComputeKind:
-        kind: ComputeKind = self.workspace.client.compute_kind(self.name)
+        kind: ComputeKind = self.workspace.client.compute_kind(self.name, self.kind or None)
         return kind
 
     def secret(self, key: str) -> Secret | None:

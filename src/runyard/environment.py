@@ -170,7 +170,7 @@ class Environment:
     def from_pip_requirements(cls, name: str, file_path: str | os.PathLike[str]) -> Environment:
         """A system-managed environment from a pip ``requirements.txt`` (read and checked now)."""
         from runyard.environments.conda_dependencies import CondaDependencies  # noqa: PLC0415
-        from runyard.environments.spec import parse_requirements  # noqa: PLC0415
+        from runyard.environments.requirements import parse_requirements  # noqa: PLC0415
 
         requirements, options = parse_requirements(file_path)
         # every line kept as written: pip combines repeated names (a>=1 and a<2)

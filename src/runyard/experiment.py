@@ -10,22 +10,13 @@ from typing import TYPE_CHECKING, Any
 from runyard.entities import RunStatus
 from runyard.errors import InvalidParameter
 from runyard.naming import check_experiment_name
+from runyard.sdktypes import kv_filter as _kv_filter
 from runyard.store.base import RunFilter
 
 if TYPE_CHECKING:
     from runyard.run import Run
     from runyard.runconfig import ScriptRunConfig
-    from runyard.workspace import Workspace
-
-
-def _kv_filter(value: Any, field: str) -> dict[str, str | None] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return {value: None}
-    if isinstance(value, dict):
-        return {str(k): (None if v is None else str(v)) for k, v in value.items()}
-    raise InvalidParameter(field, "give a key or a {key: value} dict")
+    from runyard.sdktypes import WorkspaceLike as Workspace
 
 
 class Experiment:

@@ -24,8 +24,8 @@ from runyard.runtime import context as _ctx
 
 if TYPE_CHECKING:
     from runyard.environment import Environment
-    from runyard.experiment import Experiment
-    from runyard.workspace import Workspace
+    from runyard.sdktypes import ExperimentLike as Experiment
+    from runyard.sdktypes import WorkspaceLike as Workspace
 
 
 def _iso(ts: float | None) -> str | None:
@@ -93,12 +93,10 @@ class Run:
     @classmethod
     def get(cls, workspace: Workspace, run_id: str) -> Run:
         """Fetch any run of the workspace by id."""
-        from runyard.experiment import Experiment  # noqa: PLC0415
-
         record = workspace.client.get_run(run_id)
         if record is None:
             raise NotFound(f"run {run_id!r} does not exist in workspace {workspace.name!r}")
-        return cls._from_record(Experiment(workspace, record.experiment), record)
+        return cls._from_record(workspace._experiment(record.experiment), record)
 
     # -- identity ----------------------------------------------------------------------------
     @property
@@ -242,7 +240,7 @@ class Run:
     def get_children(self, recursive: bool = False, tags: Any = None, properties: Any = None,
                      type: str | None = None, status: str | None = None) -> Iterator[Run]:
         """Child runs (optionally all descendants), filtered like ``get_runs``."""
-        from runyard.experiment import _kv_filter  # noqa: PLC0415
+        from runyard.sdktypes import kv_filter as _kv_filter  # noqa: PLC0415
         from runyard.store.base import RunFilter  # noqa: PLC0415
 
         self._refresh()

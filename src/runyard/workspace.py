@@ -189,6 +189,11 @@ class Workspace:
 
         return {t.name: t for t in ComputeTarget.list(self)}
 
+    def _experiment(self, name: str) -> Experiment:
+        from runyard.experiment import Experiment  # noqa: PLC0415
+
+        return Experiment(self, name)
+
     @property
     def experiments(self) -> dict[str, Experiment]:
         """Experiments by name."""

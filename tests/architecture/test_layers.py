@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "runyard.settings",
             "runyard.naming",
             "runyard.secrets",
+            "runyard.plugins",  # entry-point discovery: imports only errors
             "runyard.runtime",
             "runyard.runtime.*",
         ],
@@ -53,10 +54,30 @@ LAYERS: list[tuple[str, list[str]]] = [
             "runyard.environments.*",
             "runyard.environment",
             "runyard.runconfig",
+            # pure data: the VM-size table and what a run may ask of a node of a size
+            # (RunConfiguration validates amlcompute settings against it)
+            "runyard.compute.vmsizes",
         ],
     ),
-    ("L2 context", ["runyard.context", "runyard.plugins"]),
-    ("L3 compute", ["runyard.compute", "runyard.compute.*"]),
+    ("L2 context", ["runyard.context"]),
+    (
+        "L3 compute",
+        [
+            # shared modules, then one package per kind (a new kind must be placed here)
+            "runyard.compute",
+            "runyard.compute.base",
+            "runyard.compute.capabilities",
+            "runyard.compute.config",
+            "runyard.compute.kinds",
+            "runyard.compute.procs",
+            "runyard.compute.local",
+            "runyard.compute.local.*",
+            "runyard.compute.cluster",
+            "runyard.compute.cluster.*",
+            "runyard.compute.remote",
+            "runyard.compute.remote.*",
+        ],
+    ),
     ("L4 services", ["runyard.services", "runyard.services.*"]),
     ("L5 client", ["runyard.client", "runyard.client.*"]),
     (
@@ -67,6 +88,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "runyard.experiment",
             "runyard.run",
             "runyard.computetarget",
+            "runyard.sdktypes",
         ],
     ),
     (

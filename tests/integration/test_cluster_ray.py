@@ -26,9 +26,8 @@ import pytest
 pytest.importorskip("ray")
 
 from runyard import Environment, Experiment, RunConfiguration, ScriptRunConfig, Workspace
-from runyard.computetarget import ComputeTarget
-from runyard.computetarget import ClusterCompute
 from runyard.compute.cluster.ray import head as headmod
+from runyard.computetarget import ClusterCompute, ComputeTarget
 from runyard.errors import ComputeTargetInvalid, InvalidParameter, TargetUnavailable
 from runyard.run import Run
 from runyard.runconfig import MpiConfiguration

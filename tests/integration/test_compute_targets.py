@@ -10,11 +10,8 @@ from pathlib import Path
 import pytest
 
 from runyard import Experiment, ScriptRunConfig, Workspace
-from runyard.computetarget import ComputeTarget
 from runyard.compute.capabilities import MATRIX, require
-from runyard.computetarget import ClusterCompute
-from runyard.computetarget import LocalTarget
-from runyard.computetarget import RemoteCompute
+from runyard.computetarget import ClusterCompute, ComputeTarget, LocalTarget, RemoteCompute
 from runyard.errors import (
     ComputeTargetBusy,
     ComputeTargetError,

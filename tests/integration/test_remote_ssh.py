@@ -27,11 +27,10 @@ from sshhost import SSHHost, missing_tools, start_host, stop_host
 
 from runyard import Environment, Experiment, Run, RunFailed, ScriptRunConfig, Workspace
 from runyard.cli.main import cli as cli_main
-from runyard.computetarget import ComputeTarget
 from runyard.compute.procs import process_start_time
 from runyard.compute.remote import RemoteAttachConfiguration
-from runyard.computetarget import RemoteCompute
 from runyard.compute.remote.ssh.connection import POOL
+from runyard.computetarget import ComputeTarget, RemoteCompute
 from runyard.errors import (
     ComputeTargetError,
     ComputeTargetInvalid,

@@ -408,7 +408,8 @@ def full_batch(run_id: str, frm: int = 0, to: int = 100) -> IngestBatch:
     return IngestBatch(
         offsets={"runner-a1": (frm, to), "script-a1-1": (frm * 2, to * 2)},
         children=[child],
-        metric_series=as_series([(run_id, scalar("loss", 0, 0.5)), (run_id, scalar("loss", 1, 0.25)),
+        metric_series=as_series([(run_id, scalar("loss", 0, 0.5)),
+                                 (run_id, scalar("loss", 1, 0.25)),
                  (run_id, non_scalar("cm", "json", 0, {"m": [[1, 0], [0, 1]]})),
                  (child.id, scalar("acc", 0, 0.9))]),
         tags=[(run_id, {"t": "v", "k": None}), (child.id, {"ct": "x"})],
@@ -480,8 +481,9 @@ def test_apply_ingest_stale_batch_dropped_whole(store: SqlWorkspaceStore) -> Non
     assert store.get_metric_rows("r") == [] and store.list_files("r") == []
     assert store.get_run("r_kid") is None
     # a from-offset ahead of the stored one is stale too (a gap, never skipped)
-    assert store.apply_ingest("r", IngestBatch(offsets={"a": (150, 200)},
-                                               metric_series=as_series([("r", scalar("m", 0, 1.0))]))) == []
+    late = IngestBatch(offsets={"a": (150, 200)},
+                       metric_series=as_series([("r", scalar("m", 0, 1.0))]))
+    assert store.apply_ingest("r", late) == []
     assert store.get_metric_rows("r") == []
 
 
@@ -520,7 +522,8 @@ def test_apply_ingest_is_atomic(store: SqlWorkspaceStore) -> None:
     add_run(store, "r", status=S.QUEUED)
     store.apply_ingest("r", IngestBatch(offsets={"s": (0, 10)}))
     orphan = make_run("r_kid", experiment="no-such-experiment", parent_id="r")
-    bad = IngestBatch(offsets={"s": (10, 20)}, metric_series=as_series([("r", scalar("m", 0, 1.0))]),
+    bad = IngestBatch(offsets={"s": (10, 20)},
+                      metric_series=as_series([("r", scalar("m", 0, 1.0))]),
                       tags=[("r", {"t": "1"})], children=[orphan],
                       transitions=[Transition("r", S.RUNNING, "start", 1.0, attempt=1)])
     with pytest.raises(sa.exc.SQLAlchemyError):  # the child's experiment does not exist
@@ -552,7 +555,8 @@ def test_concurrent_apply_ingest_applies_exactly_once(db_url: str) -> None:
         for i, (frm, to) in enumerate(rounds):
             batch = IngestBatch(
                 offsets={"runner-a1": (frm, to), "script": (frm, to)},
-                metric_series=as_series([("r", scalar("m", i * 10 + j, float(j))) for j in range(10)]),
+                metric_series=as_series([("r", scalar("m", i * 10 + j, float(j)))
+                                         for j in range(10)]),
                 transitions=[Transition("r", [S.PREPARING, S.RUNNING, S.FINALIZING][i],
                                         f"round {i}", float(i), attempt=1)])
             results = race([partial(s.apply_ingest, "r", batch) for s in stores])

@@ -14,8 +14,8 @@ from runyard.cli.workspace import current_workspace
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from runyard.computetarget import ComputeTarget
     from runyard.compute.config import ComputeConfiguration
+    from runyard.computetarget import ComputeTarget
 
 
 @click.group("compute")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 from runyard.cli.workspace import current_workspace
@@ -23,7 +25,5 @@ def reconcile(once: bool) -> None:
         click.echo(f"{len(runs)} live run(s) reconciled")
         return
     click.echo(f"reconciling workspace {ws.name!r} in {ws.path} (Ctrl-C to stop)", err=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         serve(ws.context, detached=False)
-    except KeyboardInterrupt:
-        pass

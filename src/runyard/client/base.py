@@ -149,8 +149,9 @@ class WorkspaceClient(Protocol):
         """Delete or detach a target."""
         ...
 
-    def compute_kind(self, name: str) -> Any:
-        """The kind object of a target, for kind-specific calls (embedded only)."""
+    def compute_kind(self, name: str, kind: str | None = None) -> Any:
+        """The kind object of a target, for kind-specific calls (embedded only); ``kind``
+        skips the lookup of the stored target."""
         ...
 
     # -- environments ------------------------------------------------------------------------

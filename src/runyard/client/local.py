@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from runyard.compute.kinds import load_kind
 from runyard.entities import (
     AttemptRecord,
     ComputeRecord,
@@ -19,8 +20,8 @@ from runyard.errors import NotFound
 from runyard.services import compute as compute_svc
 from runyard.services import environments as env_svc
 from runyard.services.runs.control import cancel_run
-from runyard.services.runs.interactive import start_interactive_run
 from runyard.services.runs.ingest import build_metric_row
+from runyard.services.runs.interactive import start_interactive_run
 from runyard.services.runs.reconciler import ensure_reconciler, reconcile, reconcile_run
 from runyard.services.runs.submit import submit_script_run
 from runyard.services.targets import get_kind
@@ -156,7 +157,9 @@ class LocalClient:
     def delete_compute(self, name: str, *, force: bool, detach: bool) -> None:
         compute_svc.delete_compute(self.ctx, name, force=force, detach=detach)
 
-    def compute_kind(self, name: str) -> ComputeKind:
+    def compute_kind(self, name: str, kind: str | None = None) -> ComputeKind:
+        if kind:  # known kind: no lookup (works for a target that was just deleted)
+            return load_kind(kind)(self.ctx, name)
         return get_kind(self.ctx, name)
 
     # -- environments ------------------------------------------------------------------------

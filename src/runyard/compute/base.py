@@ -202,6 +202,11 @@ class ComputeKind(ABC):
         ``run_config.target`` asks for one of this kind (default: never)."""
         return None
 
+    @classmethod
+    def run_based_name(cls, run_config: RunConfiguration) -> str | None:
+        """The name a run asked for its run-based target, if any (default: a generated one)."""
+        return None
+
     def provision(self) -> str | None:
         """Bring a new managed target up (default: nothing to do).
 

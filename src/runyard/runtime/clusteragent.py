@@ -15,7 +15,8 @@ so nothing needs to be installed on a node beyond Ray.
 
 :func:`run_node` copies the working dir into a per-run node folder
 ``<node_root>/runs/<run>/a<attempt>/n<k>/`` and starts the runner there (its own session) with
-the spool and artifacts in that folder; the workspace pulls them (see ``compute.cluster.ray.files``).
+the spool and artifacts in that folder; the workspace pulls them (see
+``compute.cluster.ray.files``).
 Node ``k > 0`` reports as a child run ``<run>_node<k>``. A small reaper ends the runner and
 the script when the agent dies without saying so (its node was lost): a node that goes away
 takes its processes with it, as a preempted VM would.

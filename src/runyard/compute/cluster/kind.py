@@ -49,7 +49,7 @@ from runyard.compute.cluster.ray import head as headmod
 from runyard.compute.cluster.ray.configs import local_config
 from runyard.compute.cluster.ray.rest import TERMINAL_JOB_STATES, RayApiError, RayDashboard
 from runyard.compute.config import ComputeConfiguration
-from runyard.compute.vmsizes import get_vm_size, supported_vmsizes
+from runyard.compute.vmsizes import get_vm_size
 from runyard.errors import (
     ComputeTargetNotSupported,
     InvalidParameter,

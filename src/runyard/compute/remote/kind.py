@@ -1,8 +1,8 @@
 """The ``remote`` kind: any SSH-reachable Linux host (Azure ML ``RemoteCompute``).
 
 Attach checks the host before anything is stored: it connects (the host key is verified before a
-credential is sent, see :mod:`runyard.compute.remote.ssh.hostkeys`), then checks the OS, a usable python
-(>= 3.10) and the free disk under the target's folder on the host (``workdir``,
+credential is sent, see :mod:`runyard.compute.remote.ssh.hostkeys`), then checks the OS, a
+usable python (>= 3.10) and the free disk under the target's folder on the host (``workdir``,
 ``~/.runyard`` by default). The host key, the python and the absolute folder are recorded in the
 configuration; password, private key (read from ``private_key_file`` at attach) and passphrase
 go to the encrypted secrets table.
@@ -22,7 +22,6 @@ quoted with :func:`shlex.join` on top of that).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -1,8 +1,8 @@
 """Ray cluster configs generated from one ``ClusterProvisioningConfiguration``.
 
 * ``local``: a Ray cluster-launcher config for Ray's autoscaler with the fake multi-node
-  provider (our subclass, :mod:`runyard.compute.cluster.ray.local_provider`), written whole because the
-  Ray wheel ships no ``example.yaml`` for it.
+  provider (our subclass, :mod:`runyard.compute.cluster.ray.local_provider`), written whole
+  because the Ray wheel ships no ``example.yaml`` for it.
 * ``azure``, ``aws``, ``gcp``: Ray cluster-launcher configs (``ray up``) where ``vm_size`` becomes
   the cloud's instance type and ``lowpriority`` becomes spot / preemptible capacity.
 * ``kubernetes``: a KubeRay ``RayCluster`` manifest with in-tree autoscaling.

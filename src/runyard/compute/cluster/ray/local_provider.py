@@ -1,7 +1,8 @@
 """The ``local`` node provider: Ray's fake multi-node provider, with node memory and loopback.
 
 Loaded by Ray's autoscaler (the monitor process on the head) through the cluster config's
-``provider: {type: external, module: runyard.compute.cluster.ray.local_provider.LocalNodeProvider}``.
+``provider: {type: external,
+module: runyard.compute.cluster.ray.local_provider.LocalNodeProvider}``.
 Each node is a real raylet (with its dashboard and runtime-env agents) started and stopped by
 Ray's own autoscaler. Two differences from Ray's fake provider: it cannot give a node a
 ``memory`` resource (it passes every non-CPU/GPU resource as a custom resource, which Ray
