@@ -282,3 +282,25 @@ def test_help_does_not_import_the_sdk() -> None:
                                capture_output=True, text=True, check=True).stdout
     for command in ("init", "run", "experiment", "compute"):
         assert command in help_text
+
+
+def test_reconcile_once_moves_a_run_no_one_reads(tmp_path: Path) -> None:
+    folder = make_workspace(tmp_path / "rec")
+    # submit without --wait and without the detached reconciler: only `reconcile` moves it
+    env = {**ENV, "RUNYARD_NO_RECONCILER": "1"}
+    sub = subprocess.run([sys.executable, "-m", "runyard.cli", "run", "submit", "-e", "rec",
+                          "--json", "train.py"], cwd=folder, env=env, capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert sub.returncode == 0, sub.stderr
+    run_id = json.loads(sub.stdout)["runId"]
+    from runyard import Workspace
+
+    ws = Workspace.from_config(folder)
+    deadline = time.monotonic() + 60
+    while not ws.store.get_run(run_id).status.terminal:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the run never ended"
+        proc = ok(folder, "reconcile", "--once")
+        assert "live run(s) reconciled" in proc.stdout
+        time.sleep(0.2)
+    assert ws.store.get_run(run_id).status.value == "Completed"  # type: ignore[union-attr]
+    ws.close()

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from runyard.errors import RunyardError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from runyard.compute.config import ComputeConfiguration
     from runyard.context import WorkspaceContext
     from runyard.entities import ComputeRecord
@@ -237,6 +239,15 @@ class ComputeKind(ABC):
         its runs wait in Queued until the reconciler finds it ready (default: True)."""
         return True
 
+    def artifacts_dir(self, run_id: str) -> Path:
+        """The local folder this kind pulls (or writes) a run's artifacts into."""
+        folder = self.ctx.artifacts.local_dir(run_id)
+        if folder is None:
+            from runyard.errors import NotSupported  # noqa: PLC0415
+
+            raise NotSupported(f"{self.kind} targets need a folder artifact store")
+        return folder
+
     def load_handle(self, data: dict[str, Any]) -> JobHandle:
         """The typed handle of stored JSON."""
         return self.handle_class.from_json(data)
@@ -268,3 +279,10 @@ class ComputeKind(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, kind={self.kind!r})"
+
+
+def __getattr__(name: str) -> Any:
+    """``ComputeTarget`` moved to ``runyard.computetarget`` (this name is a deprecated alias)."""
+    from runyard.compute.moved import moved_name  # noqa: PLC0415
+
+    return moved_name(__name__, name, ("ComputeTarget",))

@@ -19,15 +19,21 @@ def keep(proc: subprocess.Popen[bytes]) -> None:
             del _DETACHED[pid]
 
 
-def process_start_time(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks (from /proc), None when gone or a zombie."""
+def stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), None when the
+    process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             data = fh.read()
     except OSError:
         return None
-    fields = data[data.rfind(b")") + 2:].split()
-    if fields[0] in (b"Z", b"X"):
+    return data[data.rfind(b")") + 2:].split()
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks (from /proc), None when gone or a zombie."""
+    fields = stat_fields(pid)
+    if fields is None or fields[0] in (b"Z", b"X"):
         return None
     return int(fields[19])
 

@@ -6,14 +6,14 @@ The job's ``working_dir`` is the run's snapshot and its ``py_modules`` hold this
 so nothing needs to be installed on a node beyond Ray.
 
 ``run``    one node (``node_count == 1``): the job's entrypoint resources place it on a worker
-           node; it runs :func:`run_node` for node 0.
+           node; it runs :class:`NodeRun` for node 0.
 ``gang``   ``node_count > 1``: the entrypoint (0 CPUs) reserves ``node_count`` bundles with
            ``STRICT_SPREAD`` (pending bundles drive Ray's autoscaler), starts one agent actor
-           per bundle and runs :func:`run_node` in each, with RANK/WORLD_SIZE/MASTER_ADDR/... set.
+           per bundle and runs :class:`NodeRun` in each, with RANK/WORLD_SIZE/MASTER_ADDR/... set.
 ``launch`` ``process_count_per_node > 1``: starts the command that many times on this node with
            LOCAL_RANK and RANK set (what the runner supervises as "the script").
 
-:func:`run_node` copies the working dir into a per-run node folder
+:class:`NodeRun` copies the working dir into a per-run node folder
 ``<node_root>/runs/<run>/a<attempt>/n<k>/`` and starts the runner there (its own session) with
 the spool and artifacts in that folder; the workspace pulls them (see
 ``compute.cluster.ray.files``).

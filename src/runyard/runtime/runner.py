@@ -35,7 +35,7 @@ class _Canceled(Exception):
 
 
 class Runner:
-    """Runs one job described by a ``job.json`` file (see ``LocalTarget``)."""
+    """Runs one job described by a ``job.json`` file (see ``runyard.runtime.jobwire``)."""
 
     def __init__(self, job: dict[str, Any]) -> None:
         self.job = job

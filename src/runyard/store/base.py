@@ -142,7 +142,7 @@ class WorkspaceStore(ABC):
 
     @abstractmethod
     def add_metrics(self, run_id: str, rows: Sequence[MetricRow]) -> None:
-        """Insert metric rows."""
+        """Insert metric rows (the same write path as ``apply_ingest``'s metric series)."""
 
     @abstractmethod
     def get_metric_rows(self, run_id: str, names: Sequence[str] | None = None) -> list[MetricRow]:

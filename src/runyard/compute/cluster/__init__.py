@@ -7,6 +7,8 @@ node files. The user-facing class is ``runyard.computetarget.ClusterCompute``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from runyard.compute.cluster.config import (
     RUN_BASED_TAG,
     ClusterProvisioningConfiguration,
@@ -17,3 +19,10 @@ from runyard.compute.cluster.kind import ClusterHandle, ClusterKind
 
 __all__ = ["RUN_BASED_TAG", "ClusterHandle", "ClusterKind", "ClusterProvisioningConfiguration",
            "check_run_based", "requested_resources"]
+
+
+def __getattr__(name: str) -> Any:
+    """``ClusterCompute`` moved to ``runyard.computetarget`` (this name is a deprecated alias)."""
+    from runyard.compute.moved import moved_name  # noqa: PLC0415
+
+    return moved_name(__name__, name, ("ClusterCompute",))

@@ -327,8 +327,6 @@ class ClusterKind(ComputeKind):
                                    f"nodes but cluster {self.name!r} has max_nodes="
                                    f"{self._config.max_nodes}; raise max_nodes with update()")
 
-    def log_path(self, run_id: str) -> str | None:
-        return str(self.ctx.run_dir(run_id) / "artifacts" / DRIVER_LOG)
 
     def _package(self, dash: RayDashboard, key: str, build: Any) -> str:
         """Upload a zip to the head once (``gcs://_ray_pkg_<key>.zip``); returns its URI."""
@@ -439,7 +437,7 @@ class ClusterKind(ComputeKind):
         from runyard.entities import FileRecord  # noqa: PLC0415
 
         old = int(handle.attempt)
-        art = self.ctx.run_dir(handle.run_id) / "artifacts"
+        art = self.artifacts_dir(handle.run_id)
         log = art / DRIVER_LOG
         if not log.exists():
             return
@@ -473,7 +471,7 @@ class ClusterKind(ComputeKind):
         base = Path(hs.node_root) / "runs" / handle.run_id / f"a{handle.attempt}"
         spec = {**handle.spec, "attempt": handle.attempt}
         for k in range(int(handle.node_count)):
-            dest = self.ctx.run_dir(node_run_id(spec, k)) / "artifacts"
+            dest = self.artifacts_dir(node_run_id(spec, k))
             with nodefiles.pull_lock(dest):  # one puller at a time appends to the logs
                 nodefiles.mirror(files, str(base / f"n{k}" / "artifacts"), dest)
         if alive or chunks:

@@ -92,9 +92,8 @@ class LocalKind(ComputeKind):
     def submit(self, job: JobSpec) -> LocalHandle:
         rd = self.ctx.run_dir(job.run_id)
         wd = rd / "wd"
-        artifacts = self.ctx.artifacts.local_dir(job.run_id)
+        artifacts = self.artifacts_dir(job.run_id)
         spool = rd / "spool"
-        assert artifacts is not None
         for d in (artifacts, spool):
             d.mkdir(parents=True, exist_ok=True)
         if job.snapshot_id:

@@ -51,7 +51,6 @@ from runyard.errors import (
     TargetUnavailable,
 )
 from runyard.runtime import jobwire
-from runyard.runtime.runner import DRIVER_LOG
 from runyard.secrets import Secret
 
 _T = TypeVar("_T")
@@ -150,8 +149,6 @@ class RemoteKind(ComputeKind):
         rec = self.record
         return TargetStatus(rec.state if rec else "Unknown", list(rec.errors) if rec else [])
 
-    def log_path(self, run_id: str) -> str | None:
-        return str(self.ctx.run_dir(run_id) / "artifacts" / DRIVER_LOG)
 
     # -- connections -------------------------------------------------------------------------
     def _pool_key(self) -> str:
@@ -266,7 +263,7 @@ class RemoteKind(ComputeKind):
                 answer = agent.call(conn, str(cfg.python), cfg.workdir, "poll", request,
                                     timeout=POLL_TIMEOUT_SECONDS)
                 conn.with_sftp(lambda sftp: pull_artifacts(
-                    sftp, f"{handle.run_dir}/artifacts", local / "artifacts",
+                    sftp, f"{handle.run_dir}/artifacts", self.artifacts_dir(run_id),
                     answer.get("files", []), state), "pulling artifacts")
                 return answer
 

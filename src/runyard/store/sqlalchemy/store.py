@@ -324,8 +324,8 @@ class SqlWorkspaceStore(ComputeRows, WorkspaceStore):
                 c.exec_driver_sql(sql, rows[i:i + _INSERT_CHUNK])
 
     def add_metrics(self, run_id: str, rows: Sequence[MetricRow]) -> None:
-        with self._write() as c:
-            self._insert_series(c, MetricSeries.from_rows(run_id, list(rows)))
+        self.apply_ingest(run_id, IngestBatch(metric_series=MetricSeries.from_rows(
+            run_id, list(rows))))
 
     def get_metric_rows(self, run_id: str, names: Sequence[str] | None = None) -> list[MetricRow]:
         m, ms = t.metrics.c, t.metric_series.c

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runyard.compute.procs import keep, process_start_time, reap
+from runyard.compute.procs import keep, process_start_time, reap, stat_fields
 
 MARKER_ENV = "RUNYARD_RAY_CLUSTER"
 STATE_FILE = "state.json"
@@ -223,13 +223,8 @@ def ray_error_text(log: Path, limit: int = 3000) -> str:
 # -- ownership ------------------------------------------------------------------------------------
 def _stat(pid: int) -> tuple[int, int] | None:
     """(ppid, sid) of a process, None when gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    fields = data[data.rfind(b")") + 2:].split()
-    return int(fields[1]), int(fields[3])
+    fields = stat_fields(pid)
+    return None if fields is None else (int(fields[1]), int(fields[3]))
 
 
 def _has_marker(pid: int, marker: bytes) -> bool:

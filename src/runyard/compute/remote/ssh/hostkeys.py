@@ -28,8 +28,6 @@ from runyard.errors import ComputeTargetError, ComputeTargetInvalid
 class HostKeyChanged(ComputeTargetError):
     """The host presented a key other than the known or pinned one (always refused)."""
 
-    error_code = "ComputeTargetError"
-
 
 def fingerprint(key: paramiko.PKey) -> str:
     """OpenSSH-style ``SHA256:...`` fingerprint of a public key."""
