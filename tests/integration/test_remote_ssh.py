@@ -351,8 +351,9 @@ def test_short_outage_reconnects_long_outage_turns_not_responding(ws: Workspace,
             run2.wait_for_completion(timeout=60)
         assert run2.get_status() == "NotResponding"
         assert runner_alive(run2)  # still running on the host: nothing was restarted
+        kind = ws.client.compute_kind("box")
         with pytest.raises(TargetUnavailable):
-            ws.get_target("box").cancel(handle)
+            kind.cancel(kind.load_handle(handle))
     finally:
         host.resume()
     run2.get_status()  # reachable again: the terminal state stays, no second copy starts

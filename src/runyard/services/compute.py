@@ -6,6 +6,9 @@ Receives a :class:`~runyard.context.WorkspaceContext` and returns records; the k
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -152,10 +155,21 @@ def delete_compute(ctx: WorkspaceContext, name: str, *, force: bool, detach: boo
 
 
 def finish_run_on_target(ctx: WorkspaceContext, target: ComputeKind, run_id: str) -> None:
-    """After a top-level run ended: delete its run-based target once nothing else runs there."""
-    if not target.on_run_end(run_id) or live_runs(ctx, target.name):
+    """After a top-level run ended: delete its run-based target once nothing else runs there.
+
+    One process deletes it; another that gets here meanwhile waits until that deletion is over
+    (a lock per target), so whoever saw the run end also sees the target gone.
+    """
+    if target.record is None:
         return
+    lock = ctx.data_dir / "locks" / f"compute-{target.name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        delete_compute(ctx, target.name, force=False, detach=False)
-    except RunyardError:
-        return  # another reconciler deletes it, or a run started there meanwhile
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not target.on_run_end(run_id) or live_runs(ctx, target.name):
+            return
+        with contextlib.suppress(RunyardError):  # a run started there meanwhile: it stays
+            delete_compute(ctx, target.name, force=False, detach=False)
+    finally:
+        os.close(fd)
