@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import subprocess
@@ -11,8 +12,20 @@ import subprocess
 _DETACHED: dict[int, subprocess.Popen[bytes]] = {}
 
 
+def _forget_detached() -> None:
+    """At exit: detached children outlive this process on purpose; drop them without the
+    "subprocess is still running" ResourceWarning meant for forgotten children."""
+    for proc in _DETACHED.values():
+        if proc.poll() is None:
+            proc.returncode = 0  # not ours to wait for any more (it is in its own session)
+    _DETACHED.clear()
+
+
 def keep(proc: subprocess.Popen[bytes]) -> None:
     """Remember a detached child so that :func:`reap` collects it once it ends."""
+    if not _DETACHED:
+        atexit.unregister(_forget_detached)  # registered once however often it empties
+        atexit.register(_forget_detached)
     _DETACHED[proc.pid] = proc
     for pid, other in list(_DETACHED.items()):
         if other.poll() is not None:
