@@ -44,7 +44,7 @@ LOCK_NAME = "reconciler.lock"
 QUIET_EXIT_SECONDS = 10.0
 #: Longest wait before a live run is polled again (backoff grows to it while nothing moves).
 MAX_BACKOFF_SECONDS = 2.0
-MIN_BACKOFF_SECONDS = 0.05
+MIN_BACKOFF_SECONDS = 0.25
 #: Runs polled per pass (the rest wait for the next pass).
 BATCH_SIZE = 64
 
@@ -181,7 +181,7 @@ def ensure_reconciler(ctx: WorkspaceContext) -> bool:
             [sys.executable, "-m", "runyard.services.runs.reconciler", str(ctx.path)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True, cwd=str(ctx.data_dir),
-            env={**os.environ, "RUNYARD_RECONCILER_DELAY": "0.5"}))
+            env={**os.environ, "RUNYARD_RECONCILER_DELAY": "1.0"}))
     return True
 
 
@@ -198,7 +198,7 @@ def serve(ctx: WorkspaceContext, *, detached: bool) -> int:
     try:
         if detached:
             with contextlib.suppress(OSError):
-                os.nice(5)
+                os.nice(10)
             time.sleep(float(os.environ.get("RUNYARD_RECONCILER_DELAY", "0")))
         Reconciler(ctx).run(quiet_exit=QUIET_EXIT_SECONDS if detached else None,
                             should_stop=lambda: not ctx.data_dir.is_dir())
