@@ -30,6 +30,8 @@ from runyard.runtime import bundle, jobwire
 from runyard.runtime.spool import list_streams, read_chunk
 
 BUILTIN = "local"
+#: Bundle folder per workspace, once this process has written or found it.
+_BUNDLES: dict[Path, Path] = {}
 
 
 @dataclass
@@ -75,6 +77,9 @@ class LocalKind(ComputeKind):
     def _bundle_dir(self) -> Path:
         """The runtime bundle for this workspace's runs (written once per bundle digest)."""
         root = self.ctx.data_dir / "bundle"
+        known = _BUNDLES.get(root)
+        if known is not None and (known / "runyard" / "__init__.py").is_file():
+            return known  # this process checked it already (the runtime does not change)
         digest = bundle.bundle_digest()
         dest = root / digest
         if not (dest / "runyard" / "__init__.py").is_file():
@@ -86,6 +91,7 @@ class LocalKind(ComputeKind):
                 import shutil  # noqa: PLC0415
 
                 shutil.rmtree(tmp, ignore_errors=True)
+        _BUNDLES[root] = dest
         return dest
 
     # -- contract ----------------------------------------------------------------------------

@@ -40,6 +40,19 @@ if TYPE_CHECKING:
     from runyard.context import WorkspaceContext
 
 LOCK_NAME = "reconciler.lock"
+#: How long a detached reconciler waits before its first pass: the submitting process usually
+#: reads its own run, so the background one (needed when nobody reads) starts after a pause,
+#: and imports nothing before it, so it costs no CPU while a short run is being watched.
+START_DELAY_SECONDS = 3.0
+#: The detached process: take the leader lock (exit at once if another leads), then pause,
+#: then import and serve holding that lock.
+_LAUNCH = ("import fcntl, os, sys, time\n"
+           "fd = os.open(sys.argv[2], os.O_RDWR | os.O_CREAT, 0o600)\n"
+           "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+           "except BlockingIOError:\n    sys.exit(0)\n"
+           f"os.nice(10)\ntime.sleep({START_DELAY_SECONDS})\n"
+           "from runyard.services.runs.reconciler import main\n"
+           "sys.exit(main([sys.argv[1]], lock_fd=fd))\n")
 #: A detached leader exits after this long with nothing live.
 QUIET_EXIT_SECONDS = 10.0
 #: Longest wait before a live run is polled again (backoff grows to it while nothing moves).
@@ -178,28 +191,23 @@ def ensure_reconciler(ctx: WorkspaceContext) -> bool:
     log = ctx.data_dir / "reconciler.log"
     with open(log, "ab") as out:
         keep(subprocess.Popen(
-            [sys.executable, "-m", "runyard.services.runs.reconciler", str(ctx.path)],
+            [sys.executable, "-c", _LAUNCH, str(ctx.path), str(lock_path(ctx))],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True, cwd=str(ctx.data_dir),
-            env={**os.environ, "RUNYARD_RECONCILER_DELAY": "1.0"}))
+            env=os.environ.copy()))
     return True
 
 
-def serve(ctx: WorkspaceContext, *, detached: bool) -> int:
+def serve(ctx: WorkspaceContext, *, detached: bool, lock_fd: int | None = None) -> int:
     """Lead the workspace's reconciliation (exit 0 at once when another process leads).
 
-    Detached: nice, start after a short delay (the submitter usually reads its run itself),
-    exit after a quiet period or when the workspace folder disappears. Foreground: run until
-    interrupted.
+    Detached (started niced and after a pause by :func:`ensure_reconciler`): exit after a quiet
+    period or when the workspace folder disappears. Foreground: run until interrupted.
     """
-    fd = try_lead(ctx)
+    fd = lock_fd if lock_fd is not None else try_lead(ctx)
     if fd is None:
         return 0
     try:
-        if detached:
-            with contextlib.suppress(OSError):
-                os.nice(10)
-            time.sleep(float(os.environ.get("RUNYARD_RECONCILER_DELAY", "0")))
         Reconciler(ctx).run(quiet_exit=QUIET_EXIT_SECONDS if detached else None,
                             should_stop=lambda: not ctx.data_dir.is_dir())
     finally:
@@ -208,7 +216,7 @@ def serve(ctx: WorkspaceContext, *, detached: bool) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, lock_fd: int | None = None) -> int:
     """``python -m runyard.services.runs.reconciler WORKSPACE_FOLDER`` (detached mode)."""
     from runyard.context import open_context  # noqa: PLC0415
 
@@ -218,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     except (IndexError, RunyardError) as exc:
         print(f"runyard reconciler: {exc}", file=sys.stderr)
         return 2
-    return serve(ctx, detached=True)
+    return serve(ctx, detached=True, lock_fd=lock_fd)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from runyard.entities import RunRecord, RunStatus
@@ -48,6 +50,36 @@ def sync_run(ctx: WorkspaceContext, run_id: str, max_passes: int = MAX_PASSES, *
         owner = parent
     if owner.handle is None:
         return run
+    with _ingest_lock(ctx, owner.id) as mine:
+        if not mine:  # another process is ingesting this run now: what it applies is enough
+            return run
+        return _sync_owner(ctx, run_id, owner, max_passes, vanished)
+
+
+@contextlib.contextmanager
+def _ingest_lock(ctx: WorkspaceContext, run_id: str) -> Iterator[bool]:
+    """Try to become the one process ingesting ``run_id`` now (yields False when another is):
+    two ingesters would both read the same bytes, and the store would drop one batch."""
+    path = ctx.run_dir(run_id) / ".ingest.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except FileNotFoundError:  # a run folder of another machine (no local spool): no lock
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _sync_owner(ctx: WorkspaceContext, run_id: str, owner: RunRecord, max_passes: int,
+                vanished: tuple[RunStatus, str] | None) -> RunRecord:
+    store = ctx.store
     try:
         target = get_kind(ctx, owner.target)
     except ComputeTargetNotFound:
@@ -58,6 +90,7 @@ def sync_run(ctx: WorkspaceContext, run_id: str, max_passes: int = MAX_PASSES, *
         result = store.get_run(run_id)
         assert result is not None
         return result
+    assert owner.handle is not None
     handle = target.load_handle(owner.handle)
     for _ in range(max_passes):  # bounded: each pass reads at most 64 MiB per stream
         events = target.poll(handle, store.get_offsets(owner.id))
