@@ -137,11 +137,26 @@ def ensure_worktree(sha: str) -> Path:
         if dirty:
             raise SetupError(f"worktree {path} has local changes, so it is not {sha[:12]}:\n"
                              f"{dirty}")
+        write_metadata(path)
         return path
     force = ["--force"] if path in known else []  # registered, but its folder was removed
     git("worktree", "add", *force, "--detach", str(path), sha)
     print(f"[bench] added worktree {path} at {sha[:12]}", file=sys.stderr)
+    write_metadata(path)
     return path
+
+
+def write_metadata(path: Path) -> None:
+    """Give the REF tree its own package metadata (``src/<name>.egg-info``, git-ignored), so
+    that on its side entry points (compute kinds, stores) come from REF's ``pyproject.toml``
+    and not from the editable install of the working tree."""
+    if any((path / "src").glob("*.egg-info/entry_points.txt")):
+        return
+    proc = subprocess.run([sys.executable, "-c", "import setuptools; setuptools.setup()", "-q",
+                           "egg_info"], cwd=path, capture_output=True, text=True)
+    if proc.returncode != 0 or not any((path / "src").glob("*.egg-info/entry_points.txt")):
+        raise SetupError(f"could not write the package metadata of {path}: "
+                         f"{proc.stderr.strip()[-2000:]}")
 
 
 def tree_fingerprint(root: Path) -> str:

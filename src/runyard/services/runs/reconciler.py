@@ -76,16 +76,17 @@ def reconcile_run(ctx: WorkspaceContext, run_id: str, max_passes: int = 100) -> 
     if top.handle is None and top.status == RunStatus.QUEUED and "job" in top.definition:
         try:
             target = get_kind(ctx, top.target)
-            if target.ready():
-                dispatch(ctx, target, top.id)
+            if target.ready() and dispatch(ctx, target, top.id):
+                run = None  # it has a handle now: read again
         except RunyardError:
             pass  # a target that is gone or failing: its run is ended by sync below
-    fresh = sync_run(ctx, run_id, max_passes)
+    fresh = sync_run(ctx, run_id, max_passes, record=run)
     owner = fresh if fresh.id == top.id else ctx.store.get_run(top.id)
     if owner is not None and owner.status.terminal and owner.parent_id is None:
         with contextlib.suppress(RunyardError):  # idempotent: a target asks once, then it's gone
             finish_run_on_target(ctx, get_kind(ctx, owner.target), owner.id)
-    return ctx.store.get_run(run_id) or fresh
+            return ctx.store.get_run(run_id) or fresh
+    return fresh
 
 
 def reconcile(ctx: WorkspaceContext) -> list[RunRecord]:

@@ -30,16 +30,18 @@ _CHILD_OUTCOME = {RunStatus.COMPLETED: RunStatus.COMPLETED, RunStatus.FAILED: Ru
 
 
 def sync_run(ctx: WorkspaceContext, run_id: str, max_passes: int = MAX_PASSES, *,
-             vanished: tuple[RunStatus, str] | None = None) -> RunRecord:
+             vanished: tuple[RunStatus, str] | None = None,
+             record: RunRecord | None = None) -> RunRecord:
     """Ingest what is new for ``run_id`` (idempotent) and return the fresh record.
 
     A run whose supervisor is gone without reporting an end becomes ``NotResponding`` (or
     ``vanished``: the status and cause to record instead, e.g. Canceled after a cancel that
     stopped the runner before it could report). Finishing
     actions (deleting a run-based target) are the reconciler's (``reconcile_run``).
+    ``record``: the run as the caller just read it (saves a read).
     """
     store = ctx.store
-    run = store.get_run(run_id)
+    run = record if record is not None and record.id == run_id else store.get_run(run_id)
     if run is None:
         raise NotFound(f"run {run_id!r} does not exist")
     owner = run
@@ -92,14 +94,16 @@ def _sync_owner(ctx: WorkspaceContext, run_id: str, owner: RunRecord, max_passes
         return result
     assert owner.handle is not None
     handle = target.load_handle(owner.handle)
+    fresh: RunRecord | None = owner
     for _ in range(max_passes):  # bounded: each pass reads at most 64 MiB per stream
         events = target.poll(handle, store.get_offsets(owner.id))
         if events.chunks:
             applied = store.apply_ingest(owner.id, build_batch(owner, events.chunks))
             _close_children(ctx, owner.id, applied)
-        fresh = store.get_run(owner.id)
-        assert fresh is not None
+            fresh = None  # changed: read again below
         if not events.chunks:
+            fresh = fresh or store.get_run(owner.id)
+            assert fresh is not None
             if events.restart and not fresh.status.terminal and fresh.handle is not None:
                 _restart(ctx, target, fresh, events.restart)
                 break
@@ -109,6 +113,7 @@ def _sync_owner(ctx: WorkspaceContext, run_id: str, owner: RunRecord, max_passes
                     tr = Transition(owner.id, vanished[0], vanished[1], now)
                     if store.transition(tr):
                         _close_children(ctx, owner.id, [tr])
+                    fresh = None
                     break
                 tr = Transition(owner.id, RunStatus.NOT_RESPONDING,
                                 events.reason or "the runner process vanished without "
@@ -117,7 +122,10 @@ def _sync_owner(ctx: WorkspaceContext, run_id: str, owner: RunRecord, max_passes
                                        "is gone; the run stopped without reporting its result."})
                 if store.transition(tr):
                     _close_children(ctx, owner.id, [tr])
+                fresh = None
             break
+    if fresh is not None and run_id == owner.id and not events.restart:
+        return fresh  # nothing was applied since it was read
     result = store.get_run(run_id)
     assert result is not None
     return result
