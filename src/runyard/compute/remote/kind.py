@@ -243,6 +243,7 @@ class RemoteKind(ComputeKind):
     def poll(self, handle: RemoteHandle, offsets: dict[str, int]) -> JobEvents:
         """Pull new spool lines and artifacts; an unreachable host is retried with backoff."""
         from runyard.compute.remote.ssh import agent  # noqa: PLC0415
+        from runyard.compute.remote.ssh.connection import ReconnectBackoff  # noqa: PLC0415
         from runyard.compute.remote.ssh.sync import PullState, pull_artifacts, run_lock  # noqa: PLC0415
 
         run_id = handle.run_id
@@ -269,6 +270,8 @@ class RemoteKind(ComputeKind):
 
             try:
                 answer = self._with_connection(cfg, go)
+            except ReconnectBackoff:
+                return JobEvents(chunks={}, alive=True)  # no attempt made: nothing learned
             except RunyardError as exc:
                 return self._unreachable(cfg, state, exc)
             chunks = {str(s): (int(frm), str(data).encode("latin-1"))

@@ -70,6 +70,11 @@ class Settings:
         return h.hexdigest()
 
 
+class ReconnectBackoff(TargetUnavailable):
+    """A connect that was not attempted: the last one failed and its backoff has not passed
+    (so it says nothing new about the host)."""
+
+
 class ConnectionLost(TargetUnavailable):
     """The connection broke during an operation (the caller may reconnect and retry)."""
 
@@ -371,7 +376,8 @@ class Pool:
             if e.conn is None:
                 now = time.monotonic()
                 if now < e.next_try and e.last_error is not None:
-                    raise e.last_error
+                    raise ReconnectBackoff(f"{e.last_error.message} (not retried yet: the next "
+                                           f"attempt is in {e.next_try - now:.1f} s)")
                 try:
                     e.conn = Connection(settings)
                 except RunyardError as exc:
