@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from runyard.compute.base import ComputeKind
+from runyard.errors import RunyardError
 from runyard.plugins import load_plugin, plugin_names
 
 GROUP = "runyard.compute"
@@ -23,7 +24,5 @@ def load_kind(kind: str) -> type[ComputeKind]:
     """The class of compute kind ``kind``; a broken plugin raises, never hides."""
     cls = load_plugin(GROUP, kind, BUILTIN_KINDS, "compute kind")
     if not (isinstance(cls, type) and issubclass(cls, ComputeKind)):
-        from runyard.errors import RunyardError  # noqa: PLC0415
-
         raise RunyardError(f"compute kind {kind!r} is not a ComputeKind: {cls!r}")
     return cls

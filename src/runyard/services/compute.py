@@ -160,7 +160,7 @@ def finish_run_on_target(ctx: WorkspaceContext, target: ComputeKind, run_id: str
     One process deletes it; another that gets here meanwhile waits until that deletion is over
     (a lock per target), so whoever saw the run end also sees the target gone.
     """
-    if target.record is None:
+    if not target.on_run_end(run_id):  # most kinds never ask: no lock, no I/O
         return
     lock = ctx.data_dir / "locks" / f"compute-{target.name}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)

@@ -523,8 +523,8 @@ class ClusterKind(ComputeKind):
 
     def on_run_end(self, run_id: str) -> bool:
         """A run-based cluster asks to be deleted once its run has ended (unless retained)."""
-        rec = self.record
-        if rec is None or rec.state == "Deleting":
+        rec = self.record  # (a deletion in progress still asks: the caller waits for it)
+        if rec is None:
             return False
         tags = dict(rec.config.get("tags") or {})
         return tags.get(RUN_BASED_TAG) == run_id and tags.get("runyard.retain") != "True"

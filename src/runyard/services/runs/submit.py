@@ -118,8 +118,8 @@ def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunC
     target: ComputeKind | None = None
     if run_based is None:
         if cls is None:
-            kind_class(ctx, rc.target)  # raises the unknown-target error
-        target = kind_class(ctx, rc.target)(ctx, rc.target)
+            cls = kind_class(ctx, rc.target)  # raises the unknown-target error
+        target = cls(ctx, rc.target)
         if not target.capabilities.script_runs.supported:
             raise NotSupported(f"target {rc.target!r}: "
                                f"{target.capabilities.script_runs.reason}")
