@@ -3,6 +3,10 @@
 It holds the workspace's folder and configuration and opens, on first use, its store (chosen by
 the database URL's scheme), its snapshot store, its artifact store and its secret box. Compute
 kinds, services and environments take a context; the SDK ``Workspace`` wraps one.
+
+Opening a workspace (:func:`open_context`) never creates its database: a deleted database file
+is a :class:`~runyard.errors.DatabaseMissing` naming the file and the fix. Only workspace
+creation (:meth:`WorkspaceContext.create_store`) creates it.
 """
 
 from __future__ import annotations
@@ -52,18 +56,24 @@ def open_context(root: str | os.PathLike[str]) -> WorkspaceContext:
         raise WorkspaceError(f"the workspace folder {cfg_dir} is not readable; "
                              "fix its permissions")
     config = read_config(cfg_dir / settings.CONFIG_FILE_NAME)
-    return WorkspaceContext(config["workspace_name"], root, config)
+    ctx = WorkspaceContext(config["workspace_name"], root, config, create_database=False)
+    ctx.check_database()
+    return ctx
 
 
 class WorkspaceContext:
     """Store, snapshots, artifacts, secrets, paths and settings of one workspace."""
 
     def __init__(self, name: str, path: str | os.PathLike[str],
-                 config: dict[str, Any] | None = None) -> None:
+                 config: dict[str, Any] | None = None, *, create_database: bool = True) -> None:
+        """``create_database``: whether :attr:`store` may create a missing database (an
+        embedded SQLite file, or the schema of an empty PostgreSQL database). Opening an
+        existing workspace passes False (:func:`open_context`, ``Workspace.get``)."""
         self.name = name
         #: The folder that holds ``.runyard/``.
         self.path = Path(path).resolve()
         self.config: dict[str, Any] = dict(config or {})
+        self.create_database = create_database
 
     # -- paths and settings ------------------------------------------------------------------
     @property
@@ -94,6 +104,36 @@ class WorkspaceContext:
                 int(self.config.get("snapshot_max_files", settings.SNAPSHOT_MAX_FILES)))
 
     @property
+    def busy_timeout_seconds(self) -> float | None:
+        """How long the store waits for a database another process holds (config key
+        ``database_busy_timeout_seconds``; None: the store's default, 30 s)."""
+        from runyard.store.sqlalchemy.guard import BUSY_TIMEOUT_KEY  # noqa: PLC0415
+
+        value = self.config.get(BUSY_TIMEOUT_KEY)
+        if value is None:
+            return None
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = float("nan")
+        if not seconds > 0 or seconds == float("inf"):
+            raise WorkspaceError(f"{BUSY_TIMEOUT_KEY} in the workspace config of {self.path} "
+                                 f"must be a positive number of seconds, not {value!r}")
+        return seconds
+
+    def check_database(self) -> None:
+        """Raise :class:`~runyard.errors.DatabaseMissing` when the workspace's SQLite file is
+        not there (a cheap ``os.stat``; other databases are checked when the store opens)."""
+        from runyard.store.sqlalchemy.guard import missing_error, sqlite_file  # noqa: PLC0415
+
+        if self.create_database:
+            return
+        file = sqlite_file(self.database_url) if self.database_url.startswith("sqlite") \
+            else None
+        if file is not None and not file.exists():
+            raise missing_error(file)
+
+    @property
     def env_cache_dir(self) -> Path:
         """The environment cache of targets on this machine."""
         return self.data_dir / "envs"
@@ -104,7 +144,17 @@ class WorkspaceContext:
         """The workspace store; the URL's scheme picks the implementation."""
         from runyard.store.registry import open_store  # noqa: PLC0415
 
-        return open_store(self.database_url)
+        return open_store(self.database_url, create=self.create_database,
+                          busy_timeout_s=self.busy_timeout_seconds)
+
+    def create_store(self) -> WorkspaceStore:
+        """Open the store, creating the database if it is missing (workspace creation only)."""
+        from runyard.store.registry import open_store  # noqa: PLC0415
+
+        if "store" not in self.__dict__:
+            self.__dict__["store"] = open_store(self.database_url, create=True,
+                                                busy_timeout_s=self.busy_timeout_seconds)
+        return self.store
 
     @cached_property
     def snapshots(self) -> SnapshotStore:

@@ -23,8 +23,14 @@ class RunStatus(enum.StrEnum):
 
     @property
     def terminal(self) -> bool:
-        """True for states that never change again."""
+        """True for states that never change again (NotResponding is not one: a run whose
+        runner or host comes back resumes and ends with its real status)."""
         return self in TERMINAL_STATES
+
+    @property
+    def settled(self) -> bool:
+        """True for states a waiter stops at: the terminal ones and NotResponding."""
+        return self in TERMINAL_STATES or self is RunStatus.NOT_RESPONDING
 
     @property
     def order(self) -> int:
@@ -32,9 +38,7 @@ class RunStatus(enum.StrEnum):
         return _ORDER[self]
 
 
-TERMINAL_STATES = frozenset(
-    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED, RunStatus.NOT_RESPONDING}
-)
+TERMINAL_STATES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED})
 _ORDER = {
     RunStatus.NOT_STARTED: 0,
     RunStatus.QUEUED: 1,
@@ -45,7 +49,7 @@ _ORDER = {
     RunStatus.COMPLETED: 6,
     RunStatus.FAILED: 6,
     RunStatus.CANCELED: 6,
-    RunStatus.NOT_RESPONDING: 6,
+    RunStatus.NOT_RESPONDING: 5,  # beside Finalizing: reached from any live state
 }
 
 
@@ -80,6 +84,9 @@ class RunRecord:
     handle: dict[str, Any] | None = None
     tags: dict[str, str | None] = field(default_factory=dict)
     properties: dict[str, str] = field(default_factory=dict)
+    #: Spool lines the ingest refused for this run (kept in
+    #: ``system_logs/rejected_events.jsonl``).
+    rejected_events: int = 0
 
 
 @dataclass

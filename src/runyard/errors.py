@@ -27,6 +27,9 @@ NotSupported               422     see :class:`NotSupported`
 TargetUnavailable          503     the target is down or unreachable *right now*; retry later
 InvalidTransition          409     conflicts with the run's current state
 WorkspaceError             500     the server's workspace folder or database cannot be used
+DatabaseMissing            500     the workspace database is gone or was replaced under the server
+DatabaseBusy               503     another process holds the database past the busy timeout; retry
+DiskFull                   507     Insufficient Storage: the disk of the workspace is full
 RunFailed                  409     see :class:`RunFailed`
 ComputeTargetError         500     a compute-target operation failed on the server side
 ComputeTargetBusy          409     conflicts with the target's live runs (``force`` resolves it)
@@ -203,6 +206,38 @@ class WorkspaceError(RunyardError):
 
     error_code = "WorkspaceError"
     http_status = 500
+
+
+class DatabaseMissing(WorkspaceError):
+    """The workspace database is missing, or its file was replaced or deleted while in use.
+
+    Opening a workspace never creates its database (only ``Workspace.create`` / ``runyard init``
+    does); the message names the file and how to recover (restore it or start over).
+    """
+
+    error_code = "DatabaseMissing"
+
+
+class DatabaseBusy(WorkspaceError):
+    """Another process held the workspace database longer than the busy timeout.
+
+    HTTP 503 (Service Unavailable): nothing is wrong with the request; retrying later works once
+    the other process lets go. The message names the database, the timeout and how to raise it.
+    """
+
+    error_code = "DatabaseBusy"
+    http_status = 503
+
+
+class DiskFull(WorkspaceError):
+    """The disk that holds the workspace (its database or its files) is full.
+
+    HTTP 507 (Insufficient Storage, RFC 4918): the server cannot store what the request needs.
+    The message names the file and says to free disk space.
+    """
+
+    error_code = "DiskFull"
+    http_status = 507
 
 
 class RunFailed(RunyardError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import codecs
 import json
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -166,10 +167,12 @@ class Run:
             "logFiles": [f for f in self.get_file_names()
                          if f.startswith(("logs/", "system_logs/"))],
         }
-        if r.status.terminal:
+        if r.end_time is not None:
             details["endTimeUtc"] = _iso(r.end_time)
         if r.error:
             details["error"] = dict(r.error)
+        if r.rejected_events:
+            details["rejectedEvents"] = r.rejected_events
         return details
 
     def get_events(self) -> list[dict[str, Any]]:
@@ -226,13 +229,29 @@ class Run:
     def download_files(self, prefix: str | None = None, output_directory: str | None = None,
                        append_prefix: bool = True, **_kwargs: Any) -> list[str]:
         """Copy every artifact under ``prefix`` into ``output_directory`` keeping paths."""
+        if prefix is not None and (
+                not isinstance(prefix, str) or "\x00" in prefix or prefix.startswith("/")
+                or ".." in prefix.replace("\\", "/").split("/")):
+            raise InvalidParameter("prefix", f"{prefix!r} must be a relative artifact path "
+                                   "inside the run (no leading '/', no '..'), for "
+                                   "example 'outputs/'")
         out = Path(output_directory or ".")
-        done = []
+        root = out.resolve()
+        planned: list[tuple[str, Path]] = []
         for name in self.get_file_names():
             if prefix and not name.startswith(prefix):
                 continue
-            rel = name if append_prefix or not prefix else name[len(prefix):].lstrip("/")
+            clean = name
+            rel = clean if append_prefix or not prefix else clean[len(prefix):].lstrip("/")
             dest = out / rel
+            # confined: whatever a name says, the file lands under output_directory
+            if not rel or not str(dest.resolve()).startswith(str(root) + os.sep):
+                raise InvalidParameter("output_directory", f"file {name!r} of run {self.id} "
+                                       f"would land outside {str(out)!r}; nothing was "
+                                       "downloaded")
+            planned.append((clean, dest))
+        done = []
+        for name, dest in planned:
             self.workspace.client.download_file(self.id, name, dest)
             done.append(str(dest))
         return done
@@ -301,7 +320,7 @@ class Run:
             record = self._refresh()
             if show_output:
                 self._print_new_log(stream)
-            if record.status.terminal:
+            if record.status.settled:  # NotResponding: the caller is told; it may resume
                 break
             if deadline is not None and time.monotonic() > deadline:
                 raise RunyardError(f"run {self.id} is still {record.status.value} after "

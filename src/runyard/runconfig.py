@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from runyard.environment import (
 )
 from runyard.errors import InvalidParameter, NotFound
 from runyard.naming import check_runconfig_name
+from runyard.runtime.envscrub import is_secret
 
 __all__ = ["DEFAULT_CPU_IMAGE", "DEFAULT_GPU_IMAGE", "HistoryConfiguration", "MpiConfiguration",
            "PyTorchConfiguration", "ResourceConfiguration", "RunConfiguration",
@@ -25,6 +27,62 @@ __all__ = ["DEFAULT_CPU_IMAGE", "DEFAULT_GPU_IMAGE", "HistoryConfiguration", "Mp
 FRAMEWORKS = ("Python", "PySpark", "CNTK", "TensorFlow", "PyTorch")
 _FRAMEWORK_NAMES = {f.lower(): f for f in FRAMEWORKS}
 COMMUNICATORS = ("None", "ParameterServer", "OpenMpi", "IntelMpi", "Gloo", "Nccl")
+
+
+_ARGUMENT_TYPES = (str, int, float, os.PathLike)
+
+
+def _argument_list(value: Any, field: str) -> list[Any]:
+    """``arguments`` as given to a constructor: a list or tuple (a string is refused: it would
+    become one argument per character)."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, (str, bytes)):
+        raise InvalidParameter(field, f"must be a list of arguments such as ['--lr', '0.1'], "
+                               f"not the string {value!r} (shlex.split() turns a command line "
+                               "into a list)")
+    raise InvalidParameter(field, f"must be a list of arguments such as ['--lr', '0.1'], got "
+                           f"{type(value).__name__}")
+
+
+def _check_argument(value: Any, field: str) -> None:
+    if isinstance(value, bytes) or not isinstance(value, _ARGUMENT_TYPES):
+        raise InvalidParameter(field, f"{value!r} ({type(value).__name__}) is not a command-line "
+                               "argument; give a string or a number")
+    if "\x00" in str(value):
+        raise InvalidParameter(field, f"{value!r} contains a NUL character, which no command "
+                               "line can carry")
+
+
+def _check_environment(env: Any, field: str = "environment") -> None:
+    """The environment's type and its variables; int/float values become strings in place."""
+    if not isinstance(env, Environment):
+        raise InvalidParameter(field, f"expected an Environment object, got "
+                               f"{type(env).__name__} {env!r}; for a registered environment "
+                               "use Environment.get(workspace, name)")
+    if not isinstance(env.name, str) or not env.name.strip():
+        raise InvalidParameter(f"{field}.name", "an environment needs a non-empty name")
+    variables = env.environment_variables
+    where = f"{field}.environment_variables"
+    if not isinstance(variables, dict):
+        raise InvalidParameter(where, "must be a dict of variable name to string value")
+    for key, value in list(variables.items()):
+        if not isinstance(key, str) or not key or "=" in key or "\x00" in key:
+            raise InvalidParameter(where, f"{key!r} is not a variable name: give a non-empty "
+                                   "string without '=' or NUL")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise InvalidParameter(f"{where}[{key!r}]", f"{value!r} is not a string; give the "
+                                   "value as a string (e.g. '1' or 'true')")
+        if not isinstance(value, str):
+            value = variables[key] = str(value)  # numbers are passed as str(value)
+        if "\x00" in value:
+            raise InvalidParameter(f"{where}[{key!r}]", "contains a NUL character, which no "
+                                   "environment variable can carry")
+        if is_secret(key, value):
+            raise InvalidParameter(f"{where}[{key!r}]", "runyard's credentials (its secret key, "
+                                   "database URLs with a password, RUNYARD_* tokens) are never "
+                                   "passed to a script; use another variable name, or give "
+                                   "the script what it needs another way")
 
 
 def _check_azure_only(cls: str, given: dict[str, Any], accepted: set[str]) -> None:
@@ -118,7 +176,8 @@ class RunConfiguration:
         _check_azure_only("RunConfiguration", azure_only, {"_history_enabled", "_path", "_name"})
         object.__setattr__(self, "_ready", False)
         self.script = script
-        self.arguments: list[Any] = list(arguments or [])
+        self.arguments: list[Any] = (_argument_list(arguments, "arguments")
+                                     if arguments is not None else [])
         self.target: str = "local"
         self.framework = framework or "Python"
         self.communicator = communicator or "None"
@@ -151,7 +210,47 @@ class RunConfiguration:
 
     # -- validation & (de)serialization ------------------------------------------------------
     def validate(self) -> None:
-        """Raise ``InvalidParameter`` naming the first bad field."""
+        """Raise ``InvalidParameter`` naming the first bad field.
+
+        Types are checked here, before a run is queued: ``script`` (a string), ``arguments``
+        (a list of strings or numbers), ``command`` (a string or such a list), no NUL
+        anywhere, ``max_run_duration_seconds`` (a finite positive number), the environment
+        (an ``Environment``) and its variables (names without ``=`` or NUL; values strings).
+        Integer and float variable values are accepted and converted with ``str()`` (Azure ML
+        v1 scripts often pass them); booleans and other types are refused, since their string
+        form is ambiguous ('True' or '1'). Variables that would carry runyard's credentials
+        (see :mod:`runyard.runtime.envscrub`) are refused.
+        """
+        if self.script is not None:
+            if isinstance(self.script, bytes) or not isinstance(self.script, (str, os.PathLike)):
+                raise InvalidParameter("script", f"must be the file name of the script, e.g. "
+                                       f"'train.py', got {type(self.script).__name__} "
+                                       f"{self.script!r}")
+            if "\x00" in str(self.script):
+                raise InvalidParameter("script", f"{self.script!r} contains a NUL character")
+        if not isinstance(self.arguments, list):
+            raise InvalidParameter("arguments", "must be a list of arguments, e.g. "
+                                   "['--lr', '0.1']" + (
+                                       f", not the string {self.arguments!r}"
+                                       if isinstance(self.arguments, str) else ""))
+        for i, arg in enumerate(self.arguments):
+            _check_argument(arg, f"arguments[{i}]")
+        cmd = self.command
+        if cmd is not None:
+            if isinstance(cmd, str):
+                if not cmd.strip():
+                    raise InvalidParameter("command", "is empty; give a command line")
+                _check_argument(cmd, "command")
+            elif isinstance(cmd, (list, tuple)):
+                if not cmd:
+                    raise InvalidParameter("command", "is empty; give a command such as "
+                                           "['python', 'train.py']")
+                for i, arg in enumerate(cmd):
+                    _check_argument(arg, f"command[{i}]")
+            else:
+                raise InvalidParameter("command", f"must be a string or a list of strings, got "
+                                       f"{type(cmd).__name__}")
+        _check_environment(self.environment)
         if self.framework not in FRAMEWORKS:
             raise InvalidParameter("framework", f"{self.framework!r} is not one of "
                                    f"{', '.join(FRAMEWORKS)}")
@@ -162,8 +261,10 @@ class RunConfiguration:
                 or self.node_count < 1):
             raise InvalidParameter("node_count", "must be an integer of 1 or more")
         mrd = self.max_run_duration_seconds
-        if mrd is not None and (not isinstance(mrd, (int, float)) or mrd <= 0):
-            raise InvalidParameter("max_run_duration_seconds", "must be a positive number")
+        if mrd is not None and (isinstance(mrd, bool) or not isinstance(mrd, (int, float))
+                                or not math.isfinite(mrd) or mrd <= 0):
+            raise InvalidParameter("max_run_duration_seconds", f"must be a finite positive "
+                                   f"number of seconds (or None for no limit), got {mrd!r}")
         if not isinstance(self.target, str) or not self.target:
             raise InvalidParameter("target", "must name a compute target, e.g. 'local'")
         procs = self.mpi.process_count_per_node
@@ -180,8 +281,6 @@ class RunConfiguration:
             from runyard.compute.vmsizes import check_run_based  # noqa: PLC0415
 
             check_run_based(self)
-        if not isinstance(self.arguments, list):
-            raise InvalidParameter("arguments", "must be a list")
 
     def to_dict(self) -> dict[str, Any]:
         """camelCase dict (the ``.runconfig`` YAML layout)."""
@@ -303,9 +402,19 @@ class ScriptRunConfig:
         _check_azure_only("ScriptRunConfig", azure_only, {
             "_telemetry_values", "distributed_job_config", "resume_from",
             "docker_runtime_config"})
+        if isinstance(source_directory, bytes) or not isinstance(source_directory,
+                                                                 (str, os.PathLike)):
+            raise InvalidParameter("source_directory", f"must be a folder path, got "
+                                   f"{type(source_directory).__name__} {source_directory!r}")
+        if run_config is not None and not isinstance(run_config, RunConfiguration):
+            raise InvalidParameter("run_config", f"expected a RunConfiguration, got "
+                                   f"{type(run_config).__name__}")
+        if environment is not None:
+            _check_environment(environment)
         self.source_directory = str(source_directory)
         self.script = script
-        self.arguments = list(arguments) if arguments is not None else None
+        self.arguments = (_argument_list(arguments, "arguments")
+                          if arguments is not None else None)
         self.command = command
         self.run_config = copy.deepcopy(run_config) if run_config else RunConfiguration()
         if compute_target is not None:
@@ -332,11 +441,17 @@ class ScriptRunConfig:
 
     def effective_run_config(self) -> RunConfiguration:
         """A copy of ``run_config`` with script/arguments/command overridden from here."""
+        if not isinstance(self.run_config, RunConfiguration):
+            raise InvalidParameter("run_config", f"expected a RunConfiguration, got "
+                                   f"{type(self.run_config).__name__}")
+        if isinstance(self.arguments, (str, bytes)):
+            raise InvalidParameter("arguments", f"must be a list of arguments such as "
+                                   f"['--lr', '0.1'], not the string {self.arguments!r}")
         rc = copy.deepcopy(self.run_config)
         if self.script is not None:
             rc.script = self.script
         if self.arguments is not None:
-            rc.arguments = list(self.arguments)
+            rc.arguments = _argument_list(self.arguments, "arguments")
         if self.command is not None:
             rc.command = self.command
         return rc

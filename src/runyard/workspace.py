@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runyard import settings
 from runyard.client.local import LocalClient
 from runyard.context import WorkspaceContext, open_context, read_config
-from runyard.errors import AlreadyExists, InvalidParameter, NotFound, WorkspaceError
+from runyard.errors import (
+    AlreadyExists,
+    DiskFull,
+    InvalidParameter,
+    NotFound,
+    WorkspaceError,
+)
 from runyard.naming import check_workspace_name
 
 if TYPE_CHECKING:
@@ -27,6 +36,45 @@ _AZURE_ONLY = ("subscription_id", "resource_group", "auth", "location", "sku", "
 _read_config = read_config
 
 
+def _publish(target: Path, text: str, *, replace: bool) -> bool:
+    """Write ``text`` to ``target`` atomically: a uniquely named temp file next to it, synced,
+    then moved in place (``replace``) or linked in place only if ``target`` does not exist yet.
+    Returns False when ``target`` existed (and ``replace`` is False)."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        if replace:
+            os.replace(tmp, target)
+            return True
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
+        except OSError as exc:  # a file system without hard links: replace if still absent
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            if target.exists():
+                return False
+            os.replace(tmp, target)
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _os_error(exc: OSError, what: str, path: Path) -> WorkspaceError:
+    """A clear error for a failed file operation of the workspace (a full disk says so)."""
+    if exc.errno == errno.ENOSPC:
+        return DiskFull(f"{what}: the disk holding {path} is full; free disk space there, "
+                        "then run the command again", details={"file": str(path)})
+    return WorkspaceError(f"{what}: {exc.strerror or exc}", details={"file": str(path)})
+
+
 class Workspace:
     """A runyard workspace: ``<path>/.runyard/`` holding the database, snapshots and runs.
 
@@ -41,7 +89,8 @@ class Workspace:
         self.path = Path(path).resolve()
         self._config = dict(config or {})
         #: What the layers below the SDK receive: store, snapshots, artifacts, settings.
-        self.context = WorkspaceContext(name, self.path, self._config)
+        #: Opening never creates the database; only :meth:`create` does.
+        self.context = WorkspaceContext(name, self.path, self._config, create_database=False)
         #: How this SDK object talks to the workspace (in-process services here).
         self.client: WorkspaceClient = LocalClient(self.context)
 
@@ -57,22 +106,20 @@ class Workspace:
     def create(cls, name: str, path: str | os.PathLike[str] = ".", exist_ok: bool = False,
                database_url: str | None = None, max_concurrent_runs: int | None = None,
                **azure_kwargs: Any) -> Workspace:
-        """Create a workspace in ``path`` (Azure-only arguments are accepted and ignored)."""
+        """Create a workspace in ``path`` (Azure-only arguments are accepted and ignored).
+
+        The only call (with ``runyard init``) that creates the database. Safe to run from many
+        processes at once: the database is created and migrated under a lock, then the config
+        is published atomically by the first process; with ``exist_ok=True`` every process
+        ends up with that same workspace, without it the others get ``AlreadyExists``.
+        """
         check_workspace_name(name)
         root = Path(path).resolve()
         if root.exists() and not root.is_dir():
             raise InvalidParameter("path", f"{root} is not a directory")
         cfg_file = root / settings.CONFIG_DIR_NAME / settings.CONFIG_FILE_NAME
         if cfg_file.exists():
-            existing = _read_config(cfg_file)
-            if not exist_ok:
-                raise AlreadyExists(
-                    f"a workspace ({existing['workspace_name']!r}) already exists in {root}; "
-                    "pass exist_ok=True to open it")
-            if existing["workspace_name"] != name:
-                raise AlreadyExists(f"{root} holds workspace {existing['workspace_name']!r}, "
-                                    f"not {name!r}")
-            return cls._open(root)
+            return cls._open_existing(root, cfg_file, name, exist_ok)
         if max_concurrent_runs is not None and int(max_concurrent_runs) < 1:
             raise InvalidParameter("max_concurrent_runs", "must be 1 or more")
         config: dict[str, Any] = {"workspace_name": name, "version": 1}
@@ -85,14 +132,40 @@ class Workspace:
             config["ignored_azure_arguments"] = ignored
         try:
             cfg_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cfg_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(config, indent=2))
-            os.replace(tmp, cfg_file)
         except OSError as exc:
-            raise WorkspaceError(f"cannot create the workspace folder in {root}: "
-                                 f"{exc.strerror}") from exc
+            raise _os_error(exc, f"cannot create the workspace folder in {root}",
+                            cfg_file.parent) from exc
+        # The database first (created and migrated under its lock), then the config, published
+        # only if no other process published one meanwhile: a config on disk always names a
+        # database that exists, and concurrent creators all end up with the same workspace.
         ws = cls._make(name, root, config)
-        _ = ws.store  # create the schema now
+        try:
+            ws.context.create_store()
+            try:
+                published = _publish(cfg_file, json.dumps(config, indent=2), replace=False)
+            except OSError as exc:
+                raise _os_error(exc, f"cannot write the workspace config {cfg_file}",
+                                cfg_file) from exc
+        except BaseException:
+            ws.close()
+            raise
+        if published:
+            return ws
+        ws.close()  # another process created the workspace first: open (or refuse) that one
+        return cls._open_existing(root, cfg_file, name, exist_ok)
+
+    @classmethod
+    def _open_existing(cls, root: Path, cfg_file: Path, name: str, exist_ok: bool) -> Workspace:
+        existing = _read_config(cfg_file)
+        if not exist_ok:
+            raise AlreadyExists(
+                f"a workspace ({existing['workspace_name']!r}) already exists in {root}; "
+                "pass exist_ok=True to open it")
+        if existing["workspace_name"] != name:
+            raise AlreadyExists(f"{root} holds workspace {existing['workspace_name']!r}, "
+                                f"not {name!r}")
+        ws = cls._open(root)
+        _ = ws.store  # fail now (a deleted database) rather than on first use
         return ws
 
     @classmethod
@@ -102,7 +175,10 @@ class Workspace:
 
     @classmethod
     def get(cls, name: str, path: str | os.PathLike[str] = ".", **azure_kwargs: Any) -> Workspace:
-        """Open the workspace ``name`` stored in ``path``."""
+        """Open the workspace ``name`` stored in ``path``.
+
+        Never creates the database: a missing one is a ``DatabaseMissing`` naming the file.
+        """
         ws = cls._open(path)
         if ws.name != name:
             raise NotFound(f"the workspace in {ws.path} is {ws.name!r}, not {name!r}")
@@ -111,7 +187,8 @@ class Workspace:
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None,
                     **azure_kwargs: Any) -> Workspace:
-        """Find ``.runyard/config.json`` from ``path`` (default: cwd) upwards and open it."""
+        """Find ``.runyard/config.json`` from ``path`` (default: cwd) upwards and open it
+        (never creating the database, like :meth:`get`)."""
         start = Path(path or ".").resolve()
         if start.is_file():
             return cls._from_config_file(start)
@@ -136,9 +213,13 @@ class Workspace:
         target = folder / (file_name or settings.CONFIG_FILE_NAME)
         if folder.parent == self.path and target.name == settings.CONFIG_FILE_NAME:
             return target  # the workspace's own config
-        folder.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps({"workspace_name": self.name,
-                                      "workspace_path": str(self.path)}, indent=2))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            _publish(target, json.dumps({"workspace_name": self.name,
+                                         "workspace_path": str(self.path)}, indent=2),
+                     replace=True)
+        except OSError as exc:
+            raise _os_error(exc, f"cannot write {target}", target) from exc
         return target
 
     # -- parts -------------------------------------------------------------------------------

@@ -41,6 +41,10 @@ class ArtifactStore(ABC):
         """Store ``name`` (replacing it); returns its size."""
 
     @abstractmethod
+    def append(self, run_id: str, name: str, data: bytes) -> int:
+        """Add ``data`` at the end of ``name`` (created when absent); returns its new size."""
+
+    @abstractmethod
     def put_file(self, run_id: str, name: str, source: Path) -> int:
         """Copy a local file in as ``name``; returns its size."""
 

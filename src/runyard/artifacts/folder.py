@@ -56,6 +56,16 @@ class FolderArtifactStore(ArtifactStore):
                 shutil.copyfileobj(data, fh)
         return dest.stat().st_size
 
+    def append(self, run_id: str, name: str, data: bytes) -> int:
+        dest = self._path(run_id, name)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+        try:
+            os.write(fd, data)
+            return os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+
     def put_file(self, run_id: str, name: str, source: Path) -> int:
         dest = self._path(run_id, name)
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,33 @@ def compute() -> None:
     """Compute targets (where runs execute)."""
 
 
-def _parse_params(params: tuple[str, ...]) -> dict[str, Any]:
+#: How to give each secret setting instead of on the command line.
+_SECRET_INPUT = {
+    "password": "use --password-stdin (one line from standard input; a hidden prompt when "
+                "standard input is a terminal)",
+    "private_key_passphrase": "use --passphrase-stdin (one line from standard input; a hidden "
+                              "prompt when standard input is a terminal)",
+    "private_key": "use --private-key-file PATH",
+}
+_SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "token", "private_key")
+
+
+def _refuse_secret(key: str, secret_fields: tuple[str, ...] = ()) -> None:
+    """Refuse a secret given as a command-line value (it would stay in the shell history and
+    be visible to every user in the process list)."""
+    from runyard.errors import InvalidParameter  # noqa: PLC0415
+
+    name = key.replace("-", "_").lower()
+    if name in secret_fields or (not name.endswith("_file")
+                                 and any(w in name for w in _SECRET_WORDS)):
+        how = _SECRET_INPUT.get(name, "secrets are set through the SDK or standard input")
+        raise InvalidParameter("--param", f"{key!r} is a secret and is never accepted as a "
+                               f"command-line value (shell history and the process list would "
+                               f"keep it); {how}")
+
+
+def _parse_params(params: tuple[str, ...],
+                  secret_fields: tuple[str, ...] = ()) -> dict[str, Any]:
     from runyard.errors import InvalidParameter  # noqa: PLC0415
 
     out: dict[str, Any] = {}
@@ -31,6 +57,7 @@ def _parse_params(params: tuple[str, ...]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise InvalidParameter("--param", f"{item!r} must look like KEY=VALUE")
+        _refuse_secret(key, secret_fields)
         try:
             out[key.replace("-", "_")] = json.loads(raw)
         except ValueError:
@@ -58,10 +85,19 @@ def _with_common(fn: Any) -> Any:
     return fn
 
 
-def _settings(params: tuple[str, ...], **flags: Any) -> dict[str, Any]:
+def _settings(params: tuple[str, ...], secret_fields: tuple[str, ...] = (),
+              **flags: Any) -> dict[str, Any]:
     settings = {k: v for k, v in flags.items() if v is not None}
-    settings.update(_parse_params(params))
+    settings.update(_parse_params(params, secret_fields))
     return settings
+
+
+def _read_secret(prompt: str) -> str:
+    """One line from standard input, or a hidden prompt when it is a terminal."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return str(click.prompt(prompt, hide_input=True))
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    return line.rstrip("\r\n")
 
 
 def _show(target: ComputeTarget, as_json: bool) -> None:
@@ -127,7 +163,9 @@ def create(name: str, kind: str, params: tuple[str, ...], as_json: bool,
     if make is None or not cls.managed:
         raise ComputeTargetInvalid("--kind", f"{kind!r} targets are attached, not created; "
                                    "use `runyard compute attach`")
-    target = ComputeTarget.create(current_workspace(), name, make(**_settings(params, **flags)))
+    target = ComputeTarget.create(current_workspace(), name,
+                                  make(**_settings(params, cls.config_class.secret_fields
+                                                   if cls.config_class else (), **flags)))
     _show(target, as_json)
 
 
@@ -140,12 +178,24 @@ def create(name: str, kind: str, params: tuple[str, ...], as_json: bool,
 @click.option("--username")
 @click.option("--private-key-file", type=click.Path(dir_okay=False))
 @click.option("--password-stdin", is_flag=True,
-              help="Read the password from standard input (never from the command line).")
+              help="Read the password from standard input (a hidden prompt on a terminal); "
+                   "never from the command line.")
+@click.option("--passphrase-stdin", is_flag=True,
+              help="Read the private key's passphrase from standard input (after the password "
+                   "when both are read; a hidden prompt on a terminal).")
+@click.option("--password", "password_value", hidden=True,
+              help="Refused: passwords are never taken from the command line.")
 @click.option("--trust-unknown-host-key", is_flag=True, default=None)
 @click.option("--json", "as_json", is_flag=True)
-def attach(name: str, kind: str, params: tuple[str, ...], password_stdin: bool, as_json: bool,
+def attach(name: str, kind: str, params: tuple[str, ...], password_stdin: bool,
+           passphrase_stdin: bool, password_value: str | None, as_json: bool,
            **flags: Any) -> None:
-    """Attach an existing machine or cluster as compute target NAME."""
+    """Attach an existing machine or cluster as compute target NAME.
+
+    Secrets are never command-line values: give the password with ``--password-stdin`` and a
+    key's passphrase with ``--passphrase-stdin`` (piped, or typed at a hidden prompt); a
+    secret given with ``--param``/``-p`` is refused.
+    """
     from runyard.compute.kinds import load_kind  # noqa: PLC0415
     from runyard.computetarget import ComputeTarget  # noqa: PLC0415
     from runyard.errors import ComputeTargetInvalid, NotFound  # noqa: PLC0415
@@ -159,9 +209,15 @@ def attach(name: str, kind: str, params: tuple[str, ...], password_stdin: bool, 
     if make is None or cls.managed:
         raise ComputeTargetInvalid("--kind", f"{kind!r} targets are created, not attached; "
                                    "use `runyard compute create`")
-    settings = _settings(params, **flags)
+    if password_value is not None:
+        raise ComputeTargetInvalid("--password", f"passwords are never accepted as "
+                                   f"command-line values; {_SECRET_INPUT['password']}")
+    settings = _settings(params, cls.config_class.secret_fields if cls.config_class else (),
+                         **flags)
     if password_stdin:
-        settings["password"] = sys.stdin.readline().rstrip("\r\n")
+        settings["password"] = _read_secret("Password")
+    if passphrase_stdin:
+        settings["private_key_passphrase"] = _read_secret("Private key passphrase")
     target = ComputeTarget.attach(current_workspace(), name, make(**settings))
     _show(target, as_json)
 

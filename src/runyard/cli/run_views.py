@@ -124,6 +124,9 @@ def print_details(d: dict[str, Any], metrics: list[MetricSummary]) -> None:
     if d.get("parentRunId"):
         fields.insert(1, ("parent", d["parentRunId"]))
     _grid(fields)
+    if d.get("rejectedEvents"):
+        click.secho(f"warning: {d['rejectedEvents']} spool lines were rejected (not applied); "
+                    "see system_logs/rejected_events.jsonl", fg="yellow", err=True)
     for title, values in (("Tags", d["tags"]), ("Properties", d["properties"])):
         if values:
             _section(title)

@@ -268,6 +268,19 @@ class ComputeKind(ABC):
     def cancel(self, handle: Any) -> None:
         """Stop the job's whole process tree; a no-op when it already finished."""
 
+    def kill_leftovers(self, handle: Any) -> int:
+        """End every process of the job of ``handle`` still running on the target: its
+        supervisor (runner) if it is alive, and whatever the job started (on Linux targets, every
+        process carrying the attempt's ``RUNYARD_RUN_MARKER``, ``setsid`` descendants included;
+        see :mod:`runyard.runtime.procmarks` for the limits).
+
+        For the workspace giving up on a job whose runner is lost or not answering (a run found
+        NotResponding, failed after its grace, or canceled in that state). Idempotent; returns
+        how many processes were signalled where the kind knows (else 0). Raises
+        ``TargetUnavailable`` when the target cannot be reached. Default: nothing to do.
+        """
+        return 0
+
     def restart(self, handle: Any, attempt: int) -> JobHandle:
         """Start attempt ``attempt`` of the job of ``handle`` (after ``JobEvents.restart``)."""
         raise NotImplementedError(f"{self.kind} targets do not restart jobs")

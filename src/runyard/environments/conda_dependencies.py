@@ -25,6 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from runyard import settings
+from runyard.environments.specrules import (
+    check_channel,
+    check_conda_package,
+    check_pip_entry,
+    check_pip_option,
+    check_pip_requirement,
+    check_python_version,
+    check_variable_name,
+)
 from runyard.errors import InvalidParameter
 
 __all__ = ["CondaDependencies", "canonical_name", "conda_package_name", "pip_package_name"]
@@ -170,9 +179,11 @@ class CondaDependencies:
 
     def set_python_version(self, version: str) -> None:
         """Pin python (``3.11`` gives ``python=3.11``; an operator spec is kept)."""
-        version = str(version).strip()
-        if not version:
+        if isinstance(version, (int, float)) and not isinstance(version, bool):
+            version = str(version)
+        if isinstance(version, str) and not version.strip():
             raise InvalidParameter("python_version", "give a version such as '3.11'")
+        version = check_python_version(version, "python_version")
         spec = f"python{version}" if version[0] in "<>=!~" else f"python={version}"
         deps = self._deps()
         for i, d in enumerate(deps):
@@ -183,8 +194,11 @@ class CondaDependencies:
 
     # -- conda packages ----------------------------------------------------------------------
     def add_conda_package(self, conda_package: str) -> None:
-        """Add (or replace the same-named) conda package; ``python=X`` sets the python pin."""
-        spec = _clean_entry(conda_package, "conda_package")
+        """Add (or replace the same-named) conda package; ``python=X`` sets the python pin.
+
+        One match spec per call (see :mod:`runyard.environments.specrules`).
+        """
+        spec = check_conda_package(conda_package, "conda_package")
         name = conda_package_name(spec)
         if name == "python":
             self.set_python_version(_python_version_of(spec) or "")
@@ -208,11 +222,13 @@ class CondaDependencies:
 
     # -- pip ---------------------------------------------------------------------------------
     def add_pip_package(self, pip_package: str) -> None:
-        """Add (or replace the same-named) pip requirement; options are refused here."""
-        spec = _clean_entry(pip_package, "pip_package")
-        if spec.startswith("-"):
-            raise InvalidParameter("pip_package", f"{spec!r} is a pip option, not a package; "
-                                   "use set_pip_option or set_pip_index_url")
+        """Add (or replace the same-named) pip requirement.
+
+        One PEP 508 requirement per call (``numpy>=1.26``, ``name @ https://...``); options,
+        newlines, bare URLs and local paths raise ``InvalidParameter`` (the rules are in
+        :mod:`runyard.environments.specrules`).
+        """
+        spec = check_pip_requirement(pip_package, "pip_package")
         pip = self._pip_list(create=True)
         assert pip is not None
         name = pip_package_name(spec)
@@ -239,17 +255,24 @@ class CondaDependencies:
             self.add_pip_package(req)
 
     def set_pip_option(self, pip_option: str) -> None:
-        """Add a pip option such as ``--extra-index-url URL`` (replaces the same option)."""
-        opt = " ".join(_clean_entry(pip_option, "pip_option").split())
-        if not opt.startswith("-"):
-            raise InvalidParameter("pip_option", f"{opt!r} is not an option (it must start "
-                                   "with '-'); use add_pip_package for packages")
+        """Add a pip option (replaces the same option; ``--extra-index-url``, ``--find-links``
+        and ``--trusted-host`` may repeat).
+
+        Only these options are accepted, one per call, stored as ``--name VALUE``:
+        ``--index-url URL``, ``--extra-index-url URL``, ``--find-links URL`` (http/https
+        URLs; ``-i``/``-f`` as short forms), ``--trusted-host HOST[:PORT]``,
+        ``--no-binary``/``--only-binary`` (``:all:``, ``:none:`` or project names),
+        ``--no-index``, ``--pre``, ``--prefer-binary``. Editable installs (``-e``), includes,
+        constraint files and every other option raise ``InvalidParameter`` (see
+        :mod:`runyard.environments.specrules`).
+        """
+        opt = check_pip_option(pip_option, "pip_option")
         pip = self._pip_list(create=True)
         assert pip is not None
-        flag = opt.split()[0].split("=")[0]
+        flag = opt.split()[0]
         for i, p in enumerate(pip):
-            if p.lstrip().startswith("-") and p.split()[0].split("=")[0] == flag \
-                    and flag not in ("--extra-index-url", "--find-links", "-f"):
+            if p.lstrip().startswith("-") and _option_flag(p) == flag \
+                    and flag not in ("--extra-index-url", "--find-links", "--trusted-host"):
                 pip[i] = opt
                 return
         if opt in pip:
@@ -264,7 +287,7 @@ class CondaDependencies:
     # -- channels ----------------------------------------------------------------------------
     def add_channel(self, channel: str) -> None:
         """Add a conda channel (lowest priority)."""
-        ch = _clean_entry(channel, "channel")
+        ch = check_channel(channel, "channel")
         channels: list[str] = self._data.setdefault("channels", [])
         if ch not in channels:
             channels.append(ch)
@@ -310,10 +333,12 @@ class CondaDependencies:
                 f"conda={self.conda_packages!r}, pip={self.pip_packages!r})")
 
 
-def _clean_entry(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidParameter(field, f"expected a non-empty string, got {value!r}")
-    return value.strip()
+def _option_flag(entry: str) -> str:
+    """The canonical flag of a (checked) option entry, e.g. ``--index-url`` for ``-i URL``."""
+    try:
+        return check_pip_option(entry).split()[0]
+    except InvalidParameter:
+        return entry.split()[0].split("=")[0]
 
 
 def _parse(text: str, where: str) -> Any:
@@ -345,7 +370,9 @@ def validate(data: Any, where: str) -> dict[str, Any]:
 
     Raises ``InvalidParameter`` naming the offending key: unknown top-level keys, a
     ``dependencies`` entry that is neither a string nor a ``{pip: [...]}`` block, non-string
-    packages or channels.
+    packages or channels, and any entry that breaks the package-spec rules of
+    :mod:`runyard.environments.specrules` (one requirement per ``pip:`` entry, only the
+    supported pip options, no newlines or NUL).
     """
     if data is None:
         data = {}
@@ -362,9 +389,17 @@ def validate(data: Any, where: str) -> dict[str, Any]:
     if channels is not None and (not isinstance(channels, list)
                                  or not all(isinstance(c, str) and c.strip() for c in channels)):
         raise InvalidParameter(f"{where}.channels", "must be a list of channel names")
+    for i, c in enumerate(channels or ()):
+        check_channel(c, f"{where}.channels[{i}]")
     variables = data.get("variables")
     if variables is not None and not isinstance(variables, dict):
         raise InvalidParameter(f"{where}.variables", "must be a mapping of name: value")
+    for key, value in (variables or {}).items():
+        check_variable_name(key, f"{where}.variables")
+        if value is not None and not isinstance(value, (str, int, float)) or \
+                isinstance(value, str) and "\x00" in value:
+            raise InvalidParameter(f"{where}.variables.{key}", "must be a string or a number "
+                                   "(without NUL characters)")
     deps = data.get("dependencies")
     if deps is None:
         return data
@@ -375,6 +410,7 @@ def validate(data: Any, where: str) -> dict[str, Any]:
         if isinstance(d, str):
             if not d.strip():
                 raise InvalidParameter(f"{where}.dependencies[{i}]", "empty package spec")
+            check_conda_package(d, f"{where}.dependencies[{i}]")
             continue
         if isinstance(d, (int, float)) and not isinstance(d, bool):
             raise InvalidParameter(f"{where}.dependencies[{i}]",
@@ -392,6 +428,8 @@ def validate(data: Any, where: str) -> dict[str, Any]:
         if not isinstance(pip, list) or not all(isinstance(p, str) and p.strip() for p in pip):
             raise InvalidParameter(f"{where}.dependencies[{i}].pip",
                                    "must be a list of requirement strings")
+        for j, p in enumerate(pip):  # one requirement or one supported option per entry
+            check_pip_entry(p, f"{where}.dependencies[{i}].pip[{j}]")
         pip_blocks += 1
     if pip_blocks > 1:
         raise InvalidParameter(f"{where}.dependencies", "more than one 'pip:' section")

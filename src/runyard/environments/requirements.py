@@ -6,29 +6,22 @@ import os
 import re
 from pathlib import Path
 
+from runyard.environments.specrules import check_pip_option, check_pip_requirement
 from runyard.errors import InvalidParameter
 
 __all__ = ["parse_requirements"]
-
-_PIP_OPTIONS = {
-    "-i": "--index-url", "--index-url": "--index-url",
-    "--extra-index-url": "--extra-index-url",
-    "-f": "--find-links", "--find-links": "--find-links",
-    "--no-index": "--no-index", "--pre": "--pre", "--prefer-binary": "--prefer-binary",
-    "--no-binary": "--no-binary", "--only-binary": "--only-binary",
-    "--trusted-host": "--trusted-host",
-}
-_FLAGS_WITHOUT_VALUE = {"--no-index", "--pre", "--prefer-binary"}
-
 
 def parse_requirements(path: str | os.PathLike[str],
                        _seen: frozenset[Path] = frozenset()) -> tuple[list[str], list[str]]:
     """Read a pip requirements file: ``(requirements, options)``.
 
-    Supports comments, line continuations, ``-r`` includes and the index options
-    (``--index-url``, ``--extra-index-url``, ``--find-links``, ``--no-index``, ``--pre``,
-    ``--no-binary``, ``--only-binary``, ``--trusted-host``). Editable installs, constraint
-    files and local paths are refused: they do not travel to a compute target.
+    Supports comments, line continuations, ``-r`` includes and the options of
+    :data:`runyard.environments.specrules.PIP_OPTIONS` (``--index-url``,
+    ``--extra-index-url``, ``--find-links``, ``--trusted-host``, ``--no-index``, ``--pre``,
+    ``--prefer-binary``, ``--no-binary``, ``--only-binary``). Every line follows the rules of
+    :mod:`runyard.environments.specrules`, the same as the API and ``environment.yml``:
+    editable installs, constraint files, per-requirement options (``six --hash=...``), bare
+    URLs and local paths are refused (they do not travel to a compute target).
     """
     file = Path(path)
     try:
@@ -64,26 +57,8 @@ def parse_requirements(path: str | os.PathLike[str],
                 r2, o2 = parse_requirements(inc, seen)
                 reqs.extend(r2)
                 opts.extend(o2)
-            elif flag in ("-e", "--editable"):
-                raise InvalidParameter(where, "editable installs (-e) are not supported in an "
-                                       "environment spec; build a wheel or list the package")
-            elif flag in ("-c", "--constraint"):
-                raise InvalidParameter(where, "constraint files (-c) are not supported; pin "
-                                       "the versions in the requirements instead")
-            elif flag in _PIP_OPTIONS:
-                name = _PIP_OPTIONS[flag]
-                if name in _FLAGS_WITHOUT_VALUE:
-                    opts.append(name)
-                elif not value:
-                    raise InvalidParameter(where, f"{flag} needs a value")
-                else:
-                    opts.append(f"{name} {value}")
-            else:
-                raise InvalidParameter(where, f"unsupported pip option {flag!r}; supported: "
-                                       f"{', '.join(sorted(set(_PIP_OPTIONS.values())))}, -r")
-        elif line.startswith((".", "/", "file:", "~")):
-            raise InvalidParameter(where, f"{line!r} is a local path, which does not travel "
-                                   "to a compute target; publish it to an index or use a URL")
+            else:  # a supported option, checked and canonical; -e, -c and others refused
+                opts.append(check_pip_option(line, where))
         else:
-            reqs.append(line)
+            reqs.append(check_pip_requirement(line, where))
     return reqs, opts

@@ -11,8 +11,12 @@ the cache key.
 
 Everything that can be checked here is checked before a run is stored: malformed YAML,
 unknown keys, conda packages the chosen builder cannot install, unknown builders, unsupported
-requirement-file options. Packages that do not exist, conflicting versions and missing python
-versions are the installer's to find; the run then fails in ``Preparing``.
+requirement-file options. :func:`normalize` is the one place every package spec passes through
+on its way to a builder, and it holds each entry to the rules of
+:mod:`runyard.environments.specrules` (one requirement per entry, options only as the
+supported options, no newlines or NUL), however the entry came in. Packages that do not
+exist, conflicting versions and missing python versions are the installer's to find; the run
+then fails in ``Preparing``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,15 @@ from runyard.environments.conda_dependencies import (
 )
 from runyard.environments.mapping import MappingError, to_pypi
 from runyard.environments.requirements import parse_requirements
+from runyard.environments.specrules import (
+    check_base_image,
+    check_channel,
+    check_conda_package,
+    check_pip_option,
+    check_pip_requirement,
+    check_python_version,
+    check_variable_name,
+)
 from runyard.errors import InvalidParameter, NotSupported
 
 if TYPE_CHECKING:
@@ -155,23 +168,40 @@ def normalize(env: Environment,
                                f"use one of {', '.join(BUILDERS)}")
     cd = cd or CondaDependencies()
     data = cd.as_dict()
+    # every entry passes the package-spec rules here, whichever way it came in (API, yml,
+    # requirements file, a structure edited in place): nothing else reaches a builder
+    field = "environment.python.conda_dependencies"
+    for c in cd.conda_packages:
+        check_conda_package(c, field)
     conda = [_norm_conda(c) for c in cd.conda_packages  # python is the python pin; a bare
              if conda_package_name(c) != "python" and c.strip() != "pip"]  # pip is implied
-    pip = [_norm_pip(p) for p in cd.pip_packages]
+    pip = [_norm_pip(check_pip_requirement(p, field)) for p in cd.pip_packages]
+    options = [check_pip_option(o, field) for o in cd.pip_options]
+    channels = [check_channel(c, field) for c in cd.conda_channels]
+    python = cd.get_python_version() or None
+    if python is not None:
+        check_python_version(python, field)
     variables = data.get("variables") or {}
+    if not isinstance(variables, dict):
+        raise InvalidParameter(f"{field}.variables", "must be a mapping of name: value")
+    for key, value in variables.items():
+        check_variable_name(key, f"{field}.variables")
+        if "\x00" in str(value):
+            raise InvalidParameter(f"{field}.variables.{key}", "contains a NUL character")
     base_image = None
     if docker:
         base_image = str(env.docker.base_image or "").strip()
         if not base_image:
             raise InvalidParameter("environment.docker.base_image", "docker is enabled but no "
                                    "base image is set")
+        check_base_image(env.docker.base_image)
     return EnvSpec(
         builder=builder,
-        python=(cd.get_python_version() or None),
-        channels=tuple(_unique([c.strip() for c in cd.conda_channels])),
+        python=python,
+        channels=tuple(_unique(channels)),
         conda_packages=tuple(sorted(_unique(conda), key=lambda c: (conda_package_name(c), c))),
         pip_packages=tuple(sorted(_unique(pip), key=lambda p: (pip_package_name(p), p))),
-        pip_options=tuple(_unique([" ".join(o.split()) for o in cd.pip_options])),
+        pip_options=tuple(_unique(options)),
         variables=tuple(sorted((str(k), str(v)) for k, v in variables.items())),
         base_image=base_image,
     )
@@ -194,8 +224,9 @@ def _pip_plan(spec: EnvSpec) -> dict[str, Any]:
                                        details={"package": exc.package}) from exc
             raise InvalidParameter(field, str(exc), details={"package": exc.package}) from exc
         notes.extend(more)
-        if req is not None:
-            requirements.append(req)
+        if req is not None:  # a translation is held to the same rules as a pip entry
+            requirements.append(check_pip_requirement(
+                req, f"environment.python.conda_dependencies ({c!r})"))
     requirements.extend(spec.pip_packages)
     if spec.channels:
         notes.append(f"channels {', '.join(spec.channels)} ignored (packages come from the "
@@ -241,6 +272,11 @@ def environment_request(env: Environment, source_dir: str | os.PathLike[str] | N
     }
     if spec.builder == "container":
         d = env.docker
+        for i, a in enumerate(d.arguments or ()):
+            if not isinstance(a, (str, int, float)) or "\x00" in str(a) or "\n" in str(a):
+                raise InvalidParameter(f"environment.docker.arguments[{i}]", f"{a!r} is not "
+                                       "one container-engine argument (a string without "
+                                       "newlines or NUL)")
         request["container"] = {"gpu_support": bool(d.gpu_support), "shm_size": d.shm_size,
                                 "arguments": [str(a) for a in d.arguments or ()],
                                 "shared_volumes": bool(d.shared_volumes)}

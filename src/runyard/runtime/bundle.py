@@ -30,7 +30,9 @@ BUNDLE_FILES: tuple[str, ...] = (
     "runtime/envbuild.py",
     "runtime/envbuilders.py",
     "runtime/envcache.py",
+    "runtime/envscrub.py",
     "runtime/jobwire.py",
+    "runtime/procmarks.py",
     "runtime/runner.py",
     "runtime/spool.py",
 )

@@ -50,6 +50,17 @@ class TrackingError(ValueError):
     """A tracking call was given bad input (stdlib-only twin of ``InvalidParameter``)."""
 
 
+#: Tag and property values longer than this are cut (the workspace applies the same cap).
+MAX_VALUE_CHARS = 4096
+
+
+def _cap(value: str) -> str:
+    if len(value) <= MAX_VALUE_CHARS:
+        return value
+    keep = MAX_VALUE_CHARS - 40
+    return value[:keep] + f"…[truncated {len(value) - keep} chars]"
+
+
 def check_artifact_name(name: str) -> str:
     """Return ``name`` as a clean relative posix path or raise ``TrackingError``."""
     if not isinstance(name, str) or not name.strip():
@@ -354,7 +365,7 @@ class LiveRun(_TrackingMixin):
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set several tags."""
-        clean = {str(k): (None if v is None else str(v)) for k, v in tags.items()}
+        clean = {str(k): (None if v is None else _cap(str(v))) for k, v in tags.items()}
         self._tags.update(clean)
         self._tracker.writer.emit("tags", run_id=self.id, tags=clean)
 
@@ -408,8 +419,16 @@ class LiveRun(_TrackingMixin):
     # -- children ----------------------------------------------------------------------------
     def child_run(self, name: str | None = None, run_id: str | None = None,
                   outputs: str | None = None) -> LiveRun:
-        """Start a child run (usable as a context manager)."""
-        cid = run_id or f"{self.id}_{uuid.uuid4().hex[:8]}"
+        """Start a child run (usable as a context manager).
+
+        Child ids live under their parent's: ``<parent id>_<suffix>``; a ``run_id`` given here
+        becomes the suffix unless it already starts with ``<parent id>_`` (the workspace
+        refuses a child outside its parent's ids, or one that would replace an existing run).
+        """
+        if run_id is None:
+            cid = f"{self.id}_{uuid.uuid4().hex[:8]}"
+        else:
+            cid = run_id if run_id.startswith(f"{self.id}_") else f"{self.id}_{run_id}"
         if not _RUN_ID.fullmatch(cid):
             raise TrackingError(f"run_id: {cid!r} is not a valid run id (letters, digits, "
                                 "'-', '_' and '.', no path separators)")

@@ -15,6 +15,8 @@ import json
 import os
 from typing import Any
 
+from runyard.runtime import envscrub
+
 ENV_RUN_ID = "RUNYARD_RUN_ID"
 ENV_SPOOL_DIR = "RUNYARD_SPOOL_DIR"
 ENV_ARTIFACTS_DIR = "RUNYARD_ARTIFACTS_DIR"
@@ -33,10 +35,12 @@ def script_env(job: dict[str, Any], *, run_id: str, spool_dir: str, artifacts_di
     """The script's environment: the user's variables, ``extra`` (e.g. ranks), then runyard's.
 
     ``bundle_dir`` (the folder holding the runtime's ``runyard`` package) goes first on
-    ``PYTHONPATH`` so ``from runyard import Run`` works in any interpreter.
+    ``PYTHONPATH`` so ``from runyard import Run`` works in any interpreter. Variables that
+    carry credentials (:func:`runyard.runtime.envscrub.scrub`) never get through.
     """
     env = {str(k): str(v) for k, v in (job.get("env") or {}).items()}
     env.update(extra or {})
+    env = envscrub.scrub(env)
     env.update({
         ENV_RUN_ID: run_id,
         ENV_SPOOL_DIR: spool_dir,

@@ -6,6 +6,18 @@ user's command in its own process group with stdout and stderr going to the driv
 ``./logs`` collected while the script runs, collects ``./outputs`` at Finalizing, enforces
 ``max_run_duration_seconds``, and reports every state change to the spool. SIGTERM means
 cancel: the script's process group gets SIGTERM, then SIGKILL after a grace period.
+
+No process outlives its run (see :mod:`runyard.runtime.procmarks`):
+
+* the script gets ``RUNYARD_RUN_MARKER=<run id>.a<attempt>`` in its environment, which every
+  process it starts inherits (``setsid`` or not); once the script's main process has exited
+  (Completed, Failed, timed out) and on cancel, the runner ends its process group *and* every
+  process carrying the marker (SIGTERM, SIGKILL after the grace period);
+* on Linux the script is started with a parent-death signal (``PR_SET_PDEATHSIG``: SIGKILL), so
+  a runner killed outright (``kill -9``) takes the script with it; what the script started is
+  left for whoever gives up on the run (a cancel, or the kind's ``kill_leftovers``) to find by
+  marker. Elsewhere (macOS) only the script's process group is reached.
+
 Standard library only.
 """
 
@@ -23,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runyard.runtime import procmarks
 from runyard.runtime.spool import SpoolWriter
 
 DRIVER_LOG = "system_logs/driver_log.txt"
@@ -32,6 +45,20 @@ _TRACEBACK = b"Traceback (most recent call last):"
 
 class _Canceled(Exception):
     pass
+
+
+def _regular_files(root: Path, skipped: set[str]) -> list[Path]:
+    """Regular files under ``root``; symbolic links (to files or folders) are not followed,
+    the same on every kind (their paths go to ``skipped``)."""
+    out: list[Path] = []
+    for dirpath, dirs, files in os.walk(root):
+        for name in list(dirs) + files:
+            full = Path(dirpath) / name
+            if full.is_symlink():
+                skipped.add(full.relative_to(root.parent).as_posix())
+            elif name in files and full.is_file():
+                out.append(full)
+    return out
 
 
 class Runner:
@@ -46,7 +73,10 @@ class Runner:
         self.spool = SpoolWriter(job["spool_dir"], f"runner-a{self.attempt}", self.run_id)
         self.proc: subprocess.Popen[bytes] | None = None
         self.cancel_requested = False
+        #: The value of ``RUNYARD_RUN_MARKER`` every process of this attempt carries.
+        self.marker = procmarks.run_marker(self.run_id, self.attempt)
         self._logs_seen: dict[str, tuple[int, int]] = {}
+        self._skipped: set[str] = set()
 
     # -- states ------------------------------------------------------------------------------
     def status(self, status: str, cause: str, **extra: Any) -> None:
@@ -85,9 +115,7 @@ class Runner:
         if not src.is_dir():
             return
         new: list[list[Any]] = []
-        for f in src.rglob("*"):
-            if not f.is_file():
-                continue
+        for f in _regular_files(src, self._skipped):
             st = f.stat()
             key = f.relative_to(self.workdir).as_posix()
             sig = (st.st_size, st.st_mtime_ns)
@@ -107,9 +135,7 @@ class Runner:
         if not src.is_dir():
             return
         new: list[list[Any]] = []
-        for f in sorted(src.rglob("*")):
-            if not f.is_file():
-                continue
+        for f in sorted(_regular_files(src, self._skipped)):
             key = f.relative_to(self.workdir).as_posix()
             dest = self.artifacts / key
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -118,6 +144,16 @@ class Runner:
             new.append([key, size])
         if new:
             self.spool.emit("files", files=new)
+
+    def note_skipped(self, log_path: Path) -> None:
+        """Say in the driver log which links were left out of logs/ and outputs/."""
+        if not self._skipped:
+            return
+        with contextlib.suppress(OSError), open(log_path, "a") as log:
+            for rel in sorted(self._skipped):
+                log.write(f"[runyard] not collected: {rel} is a symbolic link (links in "
+                          "outputs/ and logs/ are never followed; copy the file instead)\n")
+        self._skipped.clear()
 
     def traceback_text(self, log_path: Path) -> str | None:
         try:
@@ -131,26 +167,52 @@ class Runner:
         i = tail.rfind(_TRACEBACK)
         return tail[i:].decode(errors="replace").strip() if i >= 0 else None
 
-    # -- main --------------------------------------------------------------------------------
-    def kill_script(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + float(self.job.get("kill_grace_seconds", KILL_GRACE_SECONDS))
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+    # -- processes ---------------------------------------------------------------------------
+    def markers(self) -> dict[str, str]:
+        """The marker variables the script's environment must carry: this attempt's run marker
+        and the markers this runner inherited (its cluster's), whatever else was scrubbed."""
+        out = {name: os.environ[name] for name in procmarks.INHERITED_MARKERS
+               if name in os.environ}
+        out[procmarks.ENV_RUN_MARKER] = self.marker
+        return out
 
+    def kill_script(self) -> None:
+        """End the script: SIGTERM to its process group and to every process carrying this
+        attempt's marker, SIGKILL to what is left after the grace period."""
+        grace = float(self.job.get("kill_grace_seconds", KILL_GRACE_SECONDS))
+        deadline = time.monotonic() + grace
+        groups: list[int] = []
+        if self.proc is not None:
+            groups.append(self.proc.pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                time.sleep(0.02)
+            if self.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()  # reaped before the group is checked (a zombie leader lingers)
+        procmarks.stop_marked(procmarks.ENV_RUN_MARKER, self.marker, groups=groups,
+                              grace=max(0.0, deadline - time.monotonic()))
+
+    def stop_leftovers(self) -> None:
+        """After the script's main process exited: end what it left running (its process group
+        and every process carrying the marker, ``setsid`` descendants included)."""
+        groups = [self.proc.pid] if self.proc is not None else []
+        procmarks.stop_marked(procmarks.ENV_RUN_MARKER, self.marker, groups=groups,
+                              grace=float(self.job.get("kill_grace_seconds",
+                                                       KILL_GRACE_SECONDS)))
+
+    # -- main --------------------------------------------------------------------------------
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_sigterm)
         try:
             self.acquire_slot()
             self.status("Preparing", "slot acquired")
-            env = dict(os.environ)
+            from runyard.runtime.envscrub import scrub  # noqa: PLC0415  (no credentials)
+            env = scrub(os.environ)
             env.update(self.job.get("env", {}))
+            env.update(self.markers())
             command = list(self.job["command"])
             log_path = self.artifacts / DRIVER_LOG
             log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,11 +227,13 @@ class Runner:
                     self.status("Failed", "environment preparation failed", error=exc.error())
                     return 0
                 self.spool.emit("properties", properties=props)
+                env.update(self.markers())
             self.status("Starting", "starting the script")
             with open(log_path, "ab") as log:
                 self.proc = subprocess.Popen(
                     command, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                    preexec_fn=procmarks.parent_death_signal())
             if self.cancel_requested:
                 raise _Canceled()
             (self.workdir.parent / "script.pid").write_text(str(self.proc.pid))
@@ -209,11 +273,17 @@ class Runner:
         code = self.proc.wait()
         if self.cancel_requested:
             raise _Canceled()
+        self.stop_leftovers()
+        if self.cancel_requested:
+            raise _Canceled()
         self.status("Finalizing", f"script exited with code {code}")
         self.spool.emit("files", files=[[DRIVER_LOG, log_path.stat().st_size]])
         self.sync_logs()
         if self.job.get("output_collection", True):
             self.collect_outputs()
+        if self._skipped:
+            self.note_skipped(log_path)
+            self.spool.emit("files", files=[[DRIVER_LOG, log_path.stat().st_size]])
         if timed_out:
             self.status("Failed", "max_run_duration_seconds exceeded", error={
                 "message": f"The run exceeded max_run_duration_seconds={limit} and was stopped.",

@@ -26,6 +26,13 @@ from pathlib import Path
 from typing import Any
 
 SPOOL_SUFFIX = ".jsonl"
+_COLUMNS = ("steps", "values", "times")
+#: The largest event line a reader takes; a longer line is *elided*: the reader returns the
+#: marker line ``ELIDED_PREFIX + b"<length>"`` in its place (its bytes are skipped, never held
+#: in memory) and the ingest rejects it. JSON never holds a raw NUL, so no event looks like one.
+#: The writer splits a metrics event that would be longer.
+MAX_EVENT_BYTES = 8 << 20
+ELIDED_PREFIX = b"\x00ELIDED "
 
 
 class SpoolWriter:
@@ -47,7 +54,18 @@ class SpoolWriter:
             event = {"seq": self._seq, "ts": time.time(), "run_id": run_id or self.run_id,
                      "type": type_, **payload}
             line = json.dumps(event, separators=(",", ":"), default=str) + "\n"
-            os.write(self._fd, line.encode())
+            data = line.encode()
+            if len(data) > MAX_EVENT_BYTES and type_ == "metrics" \
+                    and len(payload.get("values") or ()) > 1:
+                self._seq -= 1  # too big for a reader: write it as two halves
+                half = len(payload["values"]) // 2
+                parts = [{k: (v[:half] if k in _COLUMNS else v) for k, v in payload.items()},
+                         {k: (v[half:] if k in _COLUMNS else v) for k, v in payload.items()}]
+            else:
+                os.write(self._fd, data)
+                return
+        for part in parts:
+            self.emit(type_, run_id, **part)
 
     def fsync(self) -> None:
         """Force the stream to disk."""
@@ -70,33 +88,88 @@ def list_streams(spool_dir: str | os.PathLike[str]) -> list[str]:
     return sorted(names, key=lambda n: (not n.startswith("runner"), n))
 
 
-def read_chunk(path: str | os.PathLike[str], offset: int, limit: int = 16 << 20) -> bytes:
-    """Return the complete lines of ``path`` from ``offset`` (about ``limit`` bytes; more when
-    one line is longer than that)."""
+def read_chunk(path: str | os.PathLike[str], offset: int, limit: int = 16 << 20,
+               max_line: int = MAX_EVENT_BYTES) -> bytes:
+    """Return the complete lines of ``path`` from ``offset`` (about ``limit`` bytes; a line
+    longer than ``max_line`` comes back elided, see :data:`MAX_EVENT_BYTES`). The bytes the
+    chunk stands for are :func:`chunk_span` of it."""
     try:
         with open(path, "rb") as fh:
             fh.seek(offset)
             data = fh.read(limit)
             end = data.rfind(b"\n")
-            while end < 0 and len(data) >= limit:  # one line longer than the limit
-                more = fh.read(limit)
+            if end >= 0:
+                return _elide_long(data[: end + 1], max_line)
+            # one line longer than ``limit``: read on to its end, keeping it only while it
+            # stays within the cap
+            length, kept = len(data), [data] if len(data) <= max_line else []
+            while True:
+                more = fh.read(1 << 20)
                 if not more:
-                    break
-                data += more
-                end = data.rfind(b"\n")
+                    return b""  # still being written
+                nl = more.find(b"\n")
+                if nl >= 0:
+                    length += nl + 1
+                    if length <= max_line:
+                        return b"".join(kept) + more[: nl + 1]
+                    return ELIDED_PREFIX + str(length).encode() + b"\n"
+                length += len(more)
+                if length <= max_line:
+                    kept.append(more)
+                else:
+                    kept = []
     except FileNotFoundError:
         return b""
-    return data[: end + 1] if end >= 0 else b""
 
 
-def parse_lines(chunk: bytes) -> Iterator[dict[str, Any]]:
-    """Decode the events of a chunk of complete lines; a corrupt line is skipped."""
+def _elide_long(data: bytes, max_line: int) -> bytes:
+    if len(data) <= max_line:
+        return data
+    out: list[bytes] = []
+    for line in data.splitlines(keepends=True):
+        if len(line) > max_line:
+            out.append(ELIDED_PREFIX + str(len(line)).encode() + b"\n")
+        else:
+            out.append(line)
+    return b"".join(out)
+
+
+def chunk_span(chunk: bytes) -> int:
+    """How many bytes of the stream file ``chunk`` stands for (elided lines count whole)."""
+    if ELIDED_PREFIX not in chunk:
+        return len(chunk)
+    span = 0
+    for line in chunk.splitlines(keepends=True):
+        if line.startswith(ELIDED_PREFIX):
+            try:
+                span += int(line[len(ELIDED_PREFIX):].strip())
+            except ValueError:
+                span += len(line)
+        else:
+            span += len(line)
+    return span
+
+
+def iter_lines(chunk: bytes) -> Iterator[tuple[dict[str, Any] | None, bytes]]:
+    """Each non-empty line of a chunk with its decoded event (None when the line is not a JSON
+    object; an elided line decodes as ``{"type": "_oversize", "bytes": N}``)."""
     for line in chunk.splitlines():
         if not line:
+            continue
+        if line.startswith(ELIDED_PREFIX):
+            size = line[len(ELIDED_PREFIX):].strip().decode(errors="replace")
+            yield {"type": "_oversize", "bytes": size}, line
             continue
         try:
             event = json.loads(line)
         except ValueError:
+            yield None, line
             continue
-        if isinstance(event, dict):
+        yield (event if isinstance(event, dict) else None), line
+
+
+def parse_lines(chunk: bytes) -> Iterator[dict[str, Any]]:
+    """Decode the events of a chunk of complete lines; a corrupt or elided line is skipped."""
+    for event, _line in iter_lines(chunk):
+        if event is not None and event.get("type") != "_oversize":
             yield event

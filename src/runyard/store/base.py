@@ -37,6 +37,21 @@ class Transition:
 
 
 @dataclass
+class RejectedEvent:
+    """A spool line the ingest refused: kept for the user to see, never applied."""
+
+    run_id: str   # the run whose spool held it
+    stream: str
+    reason: str
+    line: str     # the line (cut)
+    at: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The line of ``system_logs/rejected_events.jsonl`` that records it."""
+        return {"at": self.at, "stream": self.stream, "reason": self.reason, "line": self.line}
+
+
+@dataclass
 class IngestBatch:
     """What one pull of a run's spool carried; applied in one transaction with the offsets."""
 
@@ -47,6 +62,10 @@ class IngestBatch:
     properties: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     files: list[FileRecord] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)
+    #: Lines refused by the checks; the store counts them on the run.
+    rejected: list[RejectedEvent] = field(default_factory=list)
+    #: Set by the store once the batch is committed (False: another ingester had it).
+    applied: bool = False
 
 
 @dataclass

@@ -51,10 +51,12 @@ from runyard.compute.cluster.ray.rest import TERMINAL_JOB_STATES, RayApiError, R
 from runyard.compute.config import ComputeConfiguration
 from runyard.compute.vmsizes import get_vm_size
 from runyard.errors import (
+    ComputeTargetError,
     ComputeTargetNotSupported,
     InvalidParameter,
     TargetUnavailable,
 )
+from runyard.runtime import procmarks
 from runyard.runtime.clusteragent import EXIT_NODE_LOST, NODE_PYTHON, encode_spec, node_run_id
 from runyard.runtime.runner import DRIVER_LOG
 
@@ -229,9 +231,24 @@ class ClusterKind(ComputeKind):
             self._write_autoscaler_config(hs, new_config)
 
     def teardown(self) -> None:
+        """Stop every process of the cluster, check that none is left, then remove its folders.
+
+        Whatever process calls it (the creator or any other, after runs, updates or a failed
+        start): the cluster's processes are found from its saved state, by the session of its
+        head and by the marker ``RUNYARD_RAY_CLUSTER=<uid>`` that every one of them inherits
+        (head, raylets, agents, workers, job drivers, runners, scripts; see
+        :mod:`runyard.compute.cluster.ray.head`). When some cannot be stopped it raises
+        ``ComputeTargetError`` and keeps the state, so that ``delete()`` can be tried again.
+        """
         hs = self.head_state()
         if hs is not None:
             headmod.stop_processes(hs.uid, hs.sid)
+            left = headmod.owned_pids(hs.uid, hs.sid)
+            if left:
+                raise ComputeTargetError(
+                    f"cluster {self.name!r}: {len(left)} of its processes could not be stopped "
+                    f"(pids {', '.join(map(str, sorted(left)[:10]))}); try delete() again",
+                    details={"pids": sorted(left)})
             nodefiles.remove_tree(hs.temp_dir)
         nodefiles.remove_tree(self.cluster_dir)
 
@@ -520,6 +537,19 @@ class ClusterKind(ComputeKind):
                 if info is None or info.get("status") in TERMINAL_JOB_STATES:
                     return
             time.sleep(0.1)
+
+    def kill_leftovers(self, handle: ClusterHandle) -> int:
+        """Stop the job's Ray job (when its cluster still runs), then end on this machine every
+        process carrying the run marker of one of the attempt's nodes (the ``local`` provider's
+        nodes are this machine's; Linux only, see :mod:`runyard.runtime.procmarks`)."""
+        self.cancel(handle, wait_seconds=5.0)
+        spec = {**handle.spec, "attempt": handle.attempt}
+        count = 0
+        for k in range(max(1, int(handle.node_count))):
+            count += procmarks.stop_marked(
+                procmarks.ENV_RUN_MARKER,
+                procmarks.run_marker(node_run_id(spec, k), handle.attempt), grace=2.0)
+        return count
 
     def on_run_end(self, run_id: str) -> bool:
         """A run-based cluster asks to be deleted once its run has ended (unless retained)."""

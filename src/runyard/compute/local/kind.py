@@ -26,7 +26,7 @@ from runyard.compute.capabilities import LOCAL
 from runyard.compute.config import ComputeConfiguration, LocalProvisioningConfiguration
 from runyard.compute.procs import keep, process_start_time, same_process
 from runyard.entities import ComputeRecord
-from runyard.runtime import bundle, jobwire
+from runyard.runtime import bundle, jobwire, procmarks
 from runyard.runtime.spool import list_streams, read_chunk
 
 BUILTIN = "local"
@@ -145,14 +145,29 @@ class LocalKind(ComputeKind):
         return JobEvents(chunks=chunks, alive=alive)
 
     def cancel(self, handle: LocalHandle, *, wait_seconds: float = 10.0) -> None:
-        if not self.alive(handle):
-            return
-        pid = int(handle.pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + wait_seconds
-        while time.monotonic() < deadline and self.alive(handle):
-            time.sleep(0.02)
-        if self.alive(handle):  # the runner did not answer: end its whole group
+        """SIGTERM to the runner (it ends the script and everything carrying the run's
+        marker, then reports Canceled); a runner that does not answer within ``wait_seconds``,
+        or one that is already gone, is followed by :meth:`kill_leftovers`."""
+        if self.alive(handle):
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+                os.kill(int(handle.pid), signal.SIGTERM)
+            deadline = time.monotonic() + wait_seconds
+            while time.monotonic() < deadline and self.alive(handle):
+                time.sleep(0.02)
+        self.kill_leftovers(handle)
+
+    def kill_leftovers(self, handle: LocalHandle, *, grace: float = 2.0) -> int:
+        """End the runner of ``handle`` if it still runs (SIGKILL to its process group) and
+        every process carrying the attempt's run marker (SIGTERM, SIGKILL after ``grace``).
+
+        Linux only for the marker part (``/proc``); see :mod:`runyard.runtime.procmarks` for
+        what escapes (a process that cleared its environment).
+        """
+        count = 0
+        if self.alive(handle):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(handle.pid), signal.SIGKILL)
+            count += 1
+        return count + procmarks.stop_marked(
+            procmarks.ENV_RUN_MARKER, procmarks.run_marker(handle.run_id, handle.attempt),
+            grace=grace)

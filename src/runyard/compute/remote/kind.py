@@ -50,7 +50,7 @@ from runyard.errors import (
     RunyardError,
     TargetUnavailable,
 )
-from runyard.runtime import jobwire
+from runyard.runtime import jobwire, procmarks
 from runyard.secrets import Secret
 
 _T = TypeVar("_T")
@@ -296,14 +296,26 @@ class RemoteKind(ComputeKind):
             "may still be running there; it is not started again"))
 
     def cancel(self, handle: RemoteHandle) -> None:
+        """The host agent's ``cancel``: SIGTERM to the runner (SIGKILL to both process groups
+        after the grace period), then every process on the host still carrying the run's
+        marker, whether the runner was alive or not."""
+        self._agent_cancel(handle, kill_runner=False)
+
+    def kill_leftovers(self, handle: RemoteHandle) -> int:
+        """On the host: SIGKILL to the runner if it is alive, then every process carrying the
+        attempt's run marker (see the host agent's ``cancel``; Linux hosts only)."""
+        return self._agent_cancel(handle, kill_runner=True)
+
+    def _agent_cancel(self, handle: RemoteHandle, *, kill_runner: bool) -> int:
         from runyard.compute.remote.ssh import agent  # noqa: PLC0415
 
         cfg = self._configuration()
         request = {"run_dir": handle.run_dir, "pid": handle.pid,
                    "pid_start": handle.pid_start, "boot_id": handle.boot_id,
-                   "grace": CANCEL_GRACE_SECONDS}
+                   "grace": CANCEL_GRACE_SECONDS, "kill_runner": kill_runner,
+                   "marker": procmarks.run_marker(handle.run_id, handle.attempt)}
         try:
-            self._with_connection(cfg, lambda conn, _e: agent.call(
+            answer = self._with_connection(cfg, lambda conn, _e: agent.call(
                 conn, str(cfg.python), cfg.workdir, "cancel", request,
                 timeout=CANCEL_GRACE_SECONDS + 30))
         except TargetUnavailable as exc:
@@ -311,6 +323,7 @@ class RemoteKind(ComputeKind):
                 f"cannot cancel run {handle.run_id}: {exc}. Try again; if the host stays "
                 f"unreachable the run turns NotResponding after "
                 f"{cfg.unreachable_timeout_seconds:g} s") from None
+        return int(answer.get("leftovers") or 0)
 
 
 def require_ssh() -> None:

@@ -1,4 +1,9 @@
-"""Turning spool events into an :class:`IngestBatch` (pure functions, no I/O)."""
+"""Turning spool events into an :class:`IngestBatch` (pure functions, no I/O).
+
+Every line passes :mod:`runyard.services.runs.events` first: what its stream may do and what
+its type's schema says. A line that fails lands in ``batch.rejected`` with its reason; the lines
+around it are applied as usual.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,18 @@ import time
 from typing import Any
 
 from runyard.entities import FileRecord, MetricRow, MetricSeries, RunRecord, RunStatus
-from runyard.runtime.spool import parse_lines
-from runyard.store.base import IngestBatch, Transition
+from runyard.runtime.spool import chunk_span, iter_lines
+from runyard.services.runs.events import (
+    Checked,
+    Lookup,
+    Rejected,
+    StreamRole,
+    Tree,
+    check_event,
+    rejected_line,
+    stream_role,
+)
+from runyard.store.base import IngestBatch, RejectedEvent, Transition
 
 
 def _metric(row: list[Any]) -> MetricRow:
@@ -20,7 +35,7 @@ def _metric(row: list[Any]) -> MetricRow:
 
 
 def metric_series(run_id: str, ev: dict[str, Any]) -> MetricSeries | None:
-    """The values of one ``metrics`` event, column-wise; None when the event is malformed."""
+    """The values of one checked ``metrics`` event, column-wise (None when malformed)."""
     steps, values, times = ev.get("steps"), ev.get("values"), ev.get("times")
     if not (isinstance(steps, list) and isinstance(values, list) and isinstance(times, list)
             and len(steps) == len(values) == len(times)):
@@ -38,47 +53,63 @@ def metric_series(run_id: str, ev: dict[str, Any]) -> MetricSeries | None:
     return MetricSeries(run_id, str(ev.get("name")), kind, steps, nums, texts, times)
 
 
-def build_batch(parent: RunRecord, chunks: dict[str, tuple[int, bytes]]) -> IngestBatch:
-    """Parse the new bytes of each stream into one batch (offsets included)."""
+def build_batch(owner: RunRecord, chunks: dict[str, tuple[int, bytes]],
+                lookup: Lookup | None = None) -> IngestBatch:
+    """Check and parse the new bytes of each of ``owner``'s streams into one batch (offsets
+    included). ``lookup`` finds recorded runs (to tell the owner's children from other runs);
+    without it only runs created in this batch count as children."""
     batch = IngestBatch()
+    tree = Tree(owner, lookup or (lambda _run_id: None))
+    now = time.time()
     for stream, (frm, data) in chunks.items():
-        batch.offsets[stream] = (frm, frm + len(data))
-        for ev in parse_lines(data):
-            _apply(parent, ev, batch)
+        batch.offsets[stream] = (frm, frm + chunk_span(data))
+        try:
+            role: StreamRole | None = stream_role(owner, stream)
+        except Rejected as exc:
+            role, why = None, exc.reason
+        for ev, line in iter_lines(data):
+            if role is None:
+                batch.rejected.append(_rejection(owner, stream, line, why, now))
+                continue
+            if ev is None:
+                batch.rejected.append(_rejection(owner, stream, line,
+                                                 "not a JSON object", now))
+                continue
+            try:
+                _apply(owner, check_event(ev, role, tree, now), batch)
+            except Rejected as exc:
+                batch.rejected.append(_rejection(owner, stream, line, exc.reason, now))
     return batch
 
 
-def _apply(parent: RunRecord, ev: dict[str, Any], batch: IngestBatch) -> None:
-    run_id = str(ev.get("run_id") or parent.id)
-    kind = ev.get("type")
-    ts = float(ev.get("ts") or time.time())
-    if kind == "metrics":
-        series = metric_series(run_id, ev)
+def _rejection(owner: RunRecord, stream: str, line: bytes, reason: str,
+               now: float) -> RejectedEvent:
+    return RejectedEvent(owner.id, stream, reason, rejected_line(line.decode(errors="replace")),
+                         now)
+
+
+def _apply(owner: RunRecord, ev: Checked, batch: IngestBatch) -> None:
+    data, run_id, ts = ev.data, ev.run_id, ev.ts
+    if ev.type == "metrics":
+        series = metric_series(run_id, data)
         if series is not None:
             batch.metric_series.append(series)
-    elif kind == "status":
-        try:
-            status = RunStatus(str(ev.get("status")))
-        except ValueError:
-            return
-        attempt = ev.get("attempt") if run_id == parent.id else None
-        batch.transitions.append(Transition(run_id, status, str(ev.get("cause", "")), ts,
-                                            attempt=attempt, error=ev.get("error")))
-    elif kind == "tags":
-        batch.tags.append((run_id, {str(k): (None if v is None else str(v))
-                                    for k, v in (ev.get("tags") or {}).items()}))
-    elif kind == "properties":
-        batch.properties.append((run_id, {str(k): str(v)
-                                          for k, v in (ev.get("properties") or {}).items()}))
-    elif kind == "files":
-        batch.files.extend(FileRecord(run_id, str(n), int(s)) for n, s in ev.get("files", ()))
-    elif kind == "child":
+    elif ev.type == "status":
+        status: RunStatus = data["status"]
+        batch.transitions.append(Transition(run_id, status, data["cause"], ts,
+                                            attempt=data["attempt"], error=data["error"]))
+    elif ev.type == "tags":
+        batch.tags.append((run_id, data["tags"]))
+    elif ev.type == "properties":
+        batch.properties.append((run_id, {k: str(v) for k, v in data["properties"].items()}))
+    elif ev.type == "files":
+        batch.files.extend(FileRecord(run_id, n, s) for n, s in data["files"])
+    elif ev.type == "child":
         batch.children.append(RunRecord(
-            id=run_id, experiment=parent.experiment, status=RunStatus.RUNNING, created_at=ts,
-            start_time=ts, run_type="runyard.childrun",
-            parent_id=str(ev.get("parent_id") or parent.id),
-            display_name=ev.get("display_name"), target=parent.target,
-            definition={}, tags=dict(ev.get("tags") or {})))
+            id=run_id, experiment=owner.experiment, status=RunStatus.RUNNING, created_at=ts,
+            start_time=ts, run_type="runyard.childrun", parent_id=data["parent_id"],
+            display_name=data["display_name"], target=owner.target, definition={},
+            tags={k: v for k, v in data["tags"].items() if v is not None}))
 
 
 def build_metric_row(name: str, kind: str, step: int, value: Any) -> MetricRow:

@@ -32,9 +32,9 @@ from runyard.entities import RunRecord, RunStatus
 from runyard.errors import NotFound, RunyardError
 from runyard.services.compute import finish_run_on_target
 from runyard.services.runs.submit import dispatch
-from runyard.services.runs.sync import sync_run
+from runyard.services.runs.sync import close_children, sync_run
 from runyard.services.targets import get_kind
-from runyard.store.base import RunFilter
+from runyard.store.base import RunFilter, Transition
 
 if TYPE_CHECKING:
     from runyard.context import WorkspaceContext
@@ -58,6 +58,9 @@ QUIET_EXIT_SECONDS = 10.0
 #: Longest wait before a live run is polled again (backoff grows to it while nothing moves).
 MAX_BACKOFF_SECONDS = 2.0
 MIN_BACKOFF_SECONDS = 0.25
+#: How long a NotResponding run may come back (its runner or host) before the reconciler fails
+#: it and stops what is left of it.
+NOT_RESPONDING_GRACE_SECONDS = 1800.0
 #: Runs polled per pass (the rest wait for the next pass).
 BATCH_SIZE = 64
 
@@ -82,11 +85,47 @@ def reconcile_run(ctx: WorkspaceContext, run_id: str, max_passes: int = 100) -> 
             pass  # a target that is gone or failing: its run is ended by sync below
     fresh = sync_run(ctx, run_id, max_passes, record=run)
     owner = fresh if fresh.id == top.id else ctx.store.get_run(top.id)
+    if owner is not None and owner.status is RunStatus.NOT_RESPONDING \
+            and owner.parent_id is None and _give_up(ctx, owner):
+        fresh = ctx.store.get_run(run_id) or fresh
+        owner = ctx.store.get_run(top.id)
     if owner is not None and owner.status.terminal and owner.parent_id is None:
         with contextlib.suppress(RunyardError):  # idempotent: a target asks once, then it's gone
             finish_run_on_target(ctx, get_kind(ctx, owner.target), owner.id)
             return ctx.store.get_run(run_id) or fresh
     return fresh
+
+
+def not_responding_grace(ctx: WorkspaceContext) -> float:
+    """How long a NotResponding run may come back before it is failed (workspace config key
+    ``not_responding_grace_seconds``; default :data:`NOT_RESPONDING_GRACE_SECONDS`)."""
+    try:
+        return float(ctx.config.get("not_responding_grace_seconds",
+                                    NOT_RESPONDING_GRACE_SECONDS))
+    except (TypeError, ValueError):
+        return NOT_RESPONDING_GRACE_SECONDS
+
+
+def _give_up(ctx: WorkspaceContext, run: RunRecord) -> bool:
+    """Fail a run NotResponding for longer than the grace; its leftovers are stopped first."""
+    grace = not_responding_grace(ctx)
+    events = ctx.store.list_events(run.id)
+    since = next((e.at for e in reversed(events) if e.status is RunStatus.NOT_RESPONDING),
+                 None)
+    if since is None or time.time() - since < grace:
+        return False
+    if run.handle is not None:
+        with contextlib.suppress(RunyardError, OSError):
+            target = get_kind(ctx, run.target)
+            target.kill_leftovers(target.load_handle(run.handle))
+    tr = Transition(run.id, RunStatus.FAILED, f"not responding for longer than {grace:g} s",
+                    time.time(), error={"message": f"The run stopped responding and did not "
+                                        f"come back within {grace:g} s "
+                                        "(not_responding_grace_seconds); it was failed and "
+                                        "its leftover processes stopped."})
+    if ctx.store.transition(tr):
+        close_children(ctx, run.id, [tr])
+    return True
 
 
 def reconcile(ctx: WorkspaceContext) -> list[RunRecord]:

@@ -17,6 +17,7 @@ from runyard.compute.kinds import compute_kinds, load_kind
 from runyard.entities import RunRecord, RunStatus
 from runyard.environments.spec import resolve_for_run
 from runyard.errors import InvalidParameter, NotSupported, RunyardError
+from runyard.naming import check_experiment_name
 from runyard.runconfig import RunConfiguration, ScriptRunConfig
 from runyard.runtime.envbuild import ENV_PYTHON
 from runyard.services.compute import create_compute
@@ -100,7 +101,31 @@ def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunC
 
     A target that is not ready yet (a cluster still starting) leaves the run Queued with its
     job stored; the reconciler dispatches it once the target is up.
+
+    Every input is checked here, before anything is stored or started: the experiment name,
+    the tags (keys non-empty strings of at most 255 characters without control characters;
+    values strings, numbers, booleans or None, without NUL) and the run configuration
+    (``RunConfiguration.validate``: types of script, arguments, command, environment and its
+    variables, limits).
     """
+    if not isinstance(config, ScriptRunConfig):
+        raise InvalidParameter("config", f"cannot submit a {type(config).__name__}; pass a "
+                               "ScriptRunConfig")
+    check_experiment_name(experiment)
+    if tags is not None and not isinstance(tags, dict):
+        raise InvalidParameter("tags", f"must be a dict of name to value, got "
+                               f"{type(tags).__name__}")
+    for key, value in (tags or {}).items():
+        if not isinstance(key, str) or not key.strip() or len(key) > 255 \
+                or any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
+            raise InvalidParameter("tags", f"tag name {repr(key)[:80]} must be a non-empty "
+                                   "string of "
+                                   "at most 255 characters without control characters")
+        if value is not None and not isinstance(value, (str, int, float)):
+            raise InvalidParameter(f"tags[{key!r}]", f"{type(value).__name__} is not a tag "
+                                   "value; give a string or a number")
+        if "\x00" in str(value):
+            raise InvalidParameter(f"tags[{key!r}]", "contains a NUL character")
     rc = config.effective_run_config()
     rc.validate()
     src = Path(config.source_directory).resolve()

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from runyard.entities import RunRecord, RunStatus
+from runyard.entities import FileRecord, RunRecord, RunStatus
 from runyard.errors import ComputeTargetNotFound, NotFound, RunyardError
 from runyard.services.runs.ingest import build_batch
 from runyard.services.targets import get_kind
-from runyard.store.base import RunFilter, Transition
+from runyard.store.base import RejectedEvent, RunFilter, Transition
 
 if TYPE_CHECKING:
     from runyard.compute.base import ComputeKind
     from runyard.context import WorkspaceContext
+
+#: Where the lines the ingest refused are kept, in the owner run's artifacts.
+REJECTED_EVENTS = "system_logs/rejected_events.jsonl"
 
 #: Passes of one sync: each reads at most 64 MiB per stream. The reconciler loop comes back
 #: for the rest; a reader's bounded sync stops here too.
@@ -98,8 +102,11 @@ def _sync_owner(ctx: WorkspaceContext, run_id: str, owner: RunRecord, max_passes
     for _ in range(max_passes):  # bounded: each pass reads at most 64 MiB per stream
         events = target.poll(handle, store.get_offsets(owner.id))
         if events.chunks:
-            applied = store.apply_ingest(owner.id, build_batch(owner, events.chunks))
-            _close_children(ctx, owner.id, applied)
+            batch = build_batch(owner, events.chunks, _lookup(ctx))
+            applied = store.apply_ingest(owner.id, batch)
+            if batch.applied and batch.rejected:
+                _keep_rejected(ctx, owner.id, batch.rejected)
+            close_children(ctx, owner.id, applied)
             fresh = None  # changed: read again below
         if not events.chunks:
             fresh = fresh or store.get_run(owner.id)
@@ -112,7 +119,7 @@ def _sync_owner(ctx: WorkspaceContext, run_id: str, owner: RunRecord, max_passes
                 if vanished is not None:
                     tr = Transition(owner.id, vanished[0], vanished[1], now)
                     if store.transition(tr):
-                        _close_children(ctx, owner.id, [tr])
+                        close_children(ctx, owner.id, [tr])
                     fresh = None
                     break
                 tr = Transition(owner.id, RunStatus.NOT_RESPONDING,
@@ -121,7 +128,11 @@ def _sync_owner(ctx: WorkspaceContext, run_id: str, owner: RunRecord, max_passes
                                 error={"message": events.reason or "The run's runner process "
                                        "is gone; the run stopped without reporting its result."})
                 if store.transition(tr):
-                    _close_children(ctx, owner.id, [tr])
+                    close_children(ctx, owner.id, [tr])
+                # the runner is gone: what it started goes too (a host that cannot be reached
+                # raises here; its run may come back and resume)
+                with contextlib.suppress(RunyardError, OSError):
+                    target.kill_leftovers(handle)
                 fresh = None
             break
     if fresh is not None and run_id == owner.id and not events.restart:
@@ -129,6 +140,27 @@ def _sync_owner(ctx: WorkspaceContext, run_id: str, owner: RunRecord, max_passes
     result = store.get_run(run_id)
     assert result is not None
     return result
+
+
+def _lookup(ctx: WorkspaceContext) -> Callable[[str], RunRecord | None]:
+    cache: dict[str, RunRecord | None] = {}
+
+    def lookup(run_id: str) -> RunRecord | None:
+        if run_id not in cache:
+            cache[run_id] = ctx.store.get_run(run_id)
+        return cache[run_id]
+    return lookup
+
+
+def _keep_rejected(ctx: WorkspaceContext, run_id: str, rejected: list[RejectedEvent]) -> None:
+    """Record refused lines in the run's ``system_logs/rejected_events.jsonl`` (after the
+    batch that counted them committed, so each is kept once)."""
+    data = "".join(json.dumps(r.to_json(), separators=(",", ":")) + "\n" for r in rejected)
+    try:
+        size = ctx.artifacts.append(run_id, REJECTED_EVENTS, data.encode())
+    except (OSError, RunyardError):
+        return  # the count on the run still tells
+    ctx.store.add_files([FileRecord(run_id, REJECTED_EVENTS, size)])
 
 
 def _restart(ctx: WorkspaceContext, target: ComputeKind, run: RunRecord, cause: str) -> None:
@@ -164,7 +196,8 @@ def _start_next_attempt(ctx: WorkspaceContext, target: ComputeKind, run: RunReco
     ctx.store.set_handle(run.id, handle.to_json())
 
 
-def _close_children(ctx: WorkspaceContext, parent_id: str, applied: list[Transition]) -> None:
+def close_children(ctx: WorkspaceContext, parent_id: str, applied: list[Transition]) -> None:
+    """Children still open when their parent ends (or is lost) take the parent's outcome."""
     for tr in applied:
         if tr.run_id != parent_id or not tr.new.terminal:
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -10,7 +11,7 @@ from itertools import repeat
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from runyard.entities import (
     AttemptRecord,
@@ -32,9 +33,23 @@ from runyard.store.base import (
 )
 from runyard.store.sqlalchemy import tables as t
 from runyard.store.sqlalchemy.compute import ComputeRows
-from runyard.store.sqlalchemy.engine import WRITE_OPTION, make_engine, migrate
+from runyard.store.sqlalchemy.engine import (
+    DEFAULT_BUSY_TIMEOUT_S,
+    WRITE_OPTION,
+    make_engine,
+    migrate,
+)
+from runyard.store.sqlalchemy.guard import (
+    DatabaseFile,
+    disk_full_error,
+    is_busy,
+    sqlite_file,
+    translate,
+)
 
 _INSERT_CHUNK = 50_000
+#: Retries of a write transaction whose BEGIN found the database busy early (see _connect).
+_BUSY_RETRIES = 4
 
 
 class _StaleOffsets(Exception):
@@ -43,32 +58,103 @@ class _StaleOffsets(Exception):
 
 def _prev_states(new: RunStatus) -> list[str]:
     """States a run may be in for ``new`` to be applied (forward only, never from terminal)."""
-    return [s.value for s in RunStatus if not s.terminal and s.order < new.order]
+    if new is RunStatus.NOT_RESPONDING:  # lost from any live state
+        return [s.value for s in RunStatus if not s.terminal and s is not new]
+    prev = [s.value for s in RunStatus
+            if not s.terminal and s is not RunStatus.NOT_RESPONDING and s.order < new.order]
+    if new.order >= RunStatus.RUNNING.order:  # a lost run that comes back resumes
+        prev.append(RunStatus.NOT_RESPONDING.value)
+    return prev
 
 
 class SqlWorkspaceStore(ComputeRows, WorkspaceStore):
     """Workspace store over a SQLAlchemy engine; see :class:`WorkspaceStore`."""
 
-    def __init__(self, url: str, *, migrate_schema: bool = True) -> None:
+    def __init__(self, url: str, *, migrate_schema: bool = True, create: bool = True,
+                 busy_timeout_s: float | None = None) -> None:
+        """Open the database at ``url`` and bring its schema to head.
+
+        ``create``: whether a missing database may be created (the embedded SQLite file, or the
+        schema of an empty PostgreSQL database); opening a workspace passes False, so a deleted
+        database is a :class:`~runyard.errors.DatabaseMissing`, never a silent empty one.
+        ``busy_timeout_s``: how long to wait for a database another process holds before a
+        :class:`~runyard.errors.DatabaseBusy` (default 30 s).
+        """
         self.url = url
-        self.engine = make_engine(url)
+        self.busy_timeout_s = float(busy_timeout_s or DEFAULT_BUSY_TIMEOUT_S)
+        self.engine = make_engine(url, busy_timeout_s=self.busy_timeout_s)
+        file = sqlite_file(url) if self.engine.dialect.name == "sqlite" else None
+        self._label = str(file) if file is not None else \
+            self.engine.url.render_as_string(hide_password=True)
+        #: The SQLite file this store opened; checked (one ``os.stat``) on every transaction.
+        self._file: DatabaseFile | None = None
         if migrate_schema:
-            migrate(self.engine)
+            self._file = migrate(self.engine, create=create, busy_timeout_s=self.busy_timeout_s)
+        elif file is not None:
+            self._file = DatabaseFile(file)
+            with self._faults():
+                self._file.record()
 
     def __repr__(self) -> str:
         return f"SqlWorkspaceStore({self.engine.url.render_as_string(hide_password=True)!r})"
 
     @contextmanager
+    def _faults(self) -> Iterator[None]:
+        """Turn driver faults (busy, disk full, I/O, a vanished file) into clear errors."""
+        try:
+            yield
+        except DBAPIError as exc:
+            clear = translate(exc, self._label, self._file, self.busy_timeout_s)
+            if clear is None:
+                raise
+            raise clear from exc
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC and self._file is not None:
+                raise disk_full_error(self._file.path) from exc
+            raise
+
+    def _connect(self, write: bool) -> Connection:
+        """A connection (in a ``BEGIN IMMEDIATE`` transaction when ``write``); a busy database
+        that gave up before the busy timeout is retried a few times with backoff (nothing has
+        been done in the transaction yet, so that is safe)."""
+        delay = 0.02
+        for attempt in range(_BUSY_RETRIES + 1):
+            started = time.monotonic()
+            conn: Connection | None = None
+            try:
+                conn = self.engine.connect()
+                if write:
+                    conn.execution_options(**{WRITE_OPTION: True})
+                    conn.begin()
+                return conn
+            except OperationalError as exc:
+                if conn is not None:
+                    conn.close()
+                waited = time.monotonic() - started
+                if (attempt == _BUSY_RETRIES or not is_busy(exc)
+                        or waited >= self.busy_timeout_s * 0.5):
+                    raise
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
+        with self._faults(), self._connect(write=True) as conn:
+            trans = conn.get_transaction()
+            assert trans is not None
+            with trans:
                 yield conn
+                if self._file is not None:
+                    self._file.check()  # deleted meanwhile: roll back, never report success
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            yield conn
+        with self._faults():
+            if self._file is not None:
+                self._file.check()
+            with self._connect(write=False) as conn:
+                yield conn
 
     def close(self) -> None:
         self.engine.dispose()
@@ -142,7 +228,8 @@ class SqlWorkspaceStore(ComputeRows, WorkspaceStore):
             run_type=r.run_type, parent_id=r.parent_id, display_name=r.display_name,
             target=r.target, attempt=r.attempt, start_time=r.start_time, end_time=r.end_time,
             snapshot_id=r.snapshot_id, definition=r.definition or {}, error=r.error,
-            handle=r.handle, tags=tags[r.id], properties=props[r.id]) for r in rows]
+            handle=r.handle, tags=tags[r.id], properties=props[r.id],
+            rejected_events=r.rejected_events or 0) for r in rows]
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._read() as c:
@@ -182,8 +269,8 @@ class SqlWorkspaceStore(ComputeRows, WorkspaceStore):
             values["start_time"] = tr.at
         if tr.new.terminal:
             values["end_time"] = tr.at
-            if tr.error is not None:
-                values["error"] = tr.error
+        if tr.new.terminal or tr.new is RunStatus.NOT_RESPONDING:
+            values["error"] = tr.error  # a run that resumes from NotResponding drops its error
         res = c.execute(update(t.runs).where(*conds).values(**values))
         if res.rowcount != 1:
             return False
@@ -445,6 +532,10 @@ class SqlWorkspaceStore(ComputeRows, WorkspaceStore):
                 for tr in batch.transitions:
                     if self._transition(c, tr):
                         applied.append(tr)
+                if batch.rejected:
+                    c.execute(update(t.runs).where(t.runs.c.id == run_id).values(
+                        rejected_events=t.runs.c.rejected_events + len(batch.rejected)))
         except _StaleOffsets:
             return []
+        batch.applied = True
         return applied

@@ -46,6 +46,7 @@ runs = Table(
     Column("definition", JSON, nullable=False),
     Column("error", JSON, nullable=True),
     Column("handle", JSON, nullable=True),
+    Column("rejected_events", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_runs_experiment_created", "experiment", "created_at"),
     Index("ix_runs_parent", "parent_id"),
     Index("ix_runs_status", "status"),

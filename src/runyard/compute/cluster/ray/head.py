@@ -32,8 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from runyard.compute.procs import keep, process_start_time, reap, stat_fields
+from runyard.runtime import procmarks
 
-MARKER_ENV = "RUNYARD_RAY_CLUSTER"
+#: The cluster marker (``RUNYARD_RAY_CLUSTER=<uid>``); runners pass it on to the scripts they
+#: start even when the script's environment is otherwise scrubbed.
+MARKER_ENV = procmarks.ENV_CLUSTER_MARKER
 STATE_FILE = "state.json"
 START_LOG = "start.log"
 START_RC = "start.rc"
@@ -222,22 +225,15 @@ def ray_error_text(log: Path, limit: int = 3000) -> str:
 
 # -- ownership ------------------------------------------------------------------------------------
 def _stat(pid: int) -> tuple[int, int] | None:
-    """(ppid, sid) of a process, None when gone."""
+    """(ppid, sid) of a live process, None when gone or a zombie (nothing left to stop)."""
     fields = stat_fields(pid)
-    return None if fields is None else (int(fields[1]), int(fields[3]))
-
-
-def _has_marker(pid: int, marker: bytes) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as fh:
-            return marker in fh.read().split(b"\0")
-    except OSError:
-        return False
+    if fields is None or fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[1]), int(fields[3])
 
 
 def owned_pids(uid: str, sid: int | None) -> set[int]:
     """Every live process of the cluster ``uid`` (see the module docs)."""
-    marker = f"{MARKER_ENV}={uid}".encode()
     me = os.getpid()
     table: dict[int, tuple[int, int]] = {}
     for name in os.listdir("/proc"):
@@ -246,7 +242,8 @@ def owned_pids(uid: str, sid: int | None) -> set[int]:
             if st is not None:
                 table[int(name)] = st
     owned = {pid for pid, (_ppid, psid) in table.items()
-             if pid != me and ((sid is not None and psid == sid) or _has_marker(pid, marker))}
+             if pid != me and ((sid is not None and psid == sid)
+                               or procmarks.has_marker(pid, MARKER_ENV, uid))}
     grew = True
     while grew:  # descendants of owned processes are owned too
         grew = False
@@ -259,7 +256,11 @@ def owned_pids(uid: str, sid: int | None) -> set[int]:
 
 def stop_processes(uid: str, sid: int | None, grace: float = 3.0) -> int:
     """SIGTERM every process of the cluster, SIGKILL what is left after ``grace``; returns
-    how many processes were signalled. Processes of other clusters are never touched."""
+    how many processes were signalled. Processes of other clusters are never touched.
+
+    This is the graceful stop too: ``ray stop`` would stop every Ray process of the machine,
+    other clusters' included, so runyard signals exactly :func:`owned_pids` instead, scanning
+    again until none is left (what a dying process starts meanwhile is caught)."""
     seen: set[int] = set()
     deadline = time.monotonic() + grace
     sig = signal.SIGTERM

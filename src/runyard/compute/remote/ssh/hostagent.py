@@ -17,8 +17,14 @@ Commands:
                    the first one's handle and never starts a second runner.
 ``poll``           liveness of the runner, new spool lines from the given offsets, and the list
                    of artifact files (size, mtime) so the workspace pulls what changed.
-``cancel``         SIGTERM to the runner (it stops the script's process group), then SIGKILL to
-                   both process groups after a grace period.
+``cancel``         SIGTERM to the runner (it stops the script's process group and every process
+                   carrying the run's marker), then SIGKILL to both process groups after a
+                   grace period; then every process still carrying the marker the request
+                   names (``RUNYARD_RUN_MARKER=<run id>.a<attempt>``, ``setsid`` descendants
+                   included) is ended too, whether the runner was alive or not. With
+                   ``kill_runner`` the runner gets SIGKILL at once (the workspace gave up on
+                   it). Markers are read from ``/proc/<pid>/environ`` (Linux hosts only; a
+                   process that cleared its environment escapes; only this user's processes).
 
 Layout under the root folder (``~/.runyard`` by default)::
 
@@ -46,6 +52,8 @@ from typing import IO, Any
 CHUNK = 1 << 20
 SPOOL_SUFFIX = ".jsonl"
 DEFAULT_READ_LIMIT = 16 << 20
+#: What every process of a run carries in its environment (``runyard.runtime.procmarks``).
+RUN_MARKER_ENV = "RUNYARD_RUN_MARKER"
 
 
 class AgentError(Exception):
@@ -339,22 +347,72 @@ def _killpg(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
+def marked_pids(marker: str) -> set[int]:
+    """Live processes of this user started with ``RUNYARD_RUN_MARKER=<marker>`` (not this one).
+
+    The same rule as ``runyard.runtime.procmarks`` (this file ships alone, so it has its own
+    copy): an exact entry of ``/proc/<pid>/environ``; unreadable and zombie processes skipped.
+    """
+    entry = f"{RUN_MARKER_ENV}={marker}".encode()
+    found: set[int] = set()
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return found
+    me = os.getpid()
+    for name in names:
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                if entry in fh.read().split(b"\0"):
+                    found.add(int(name))
+        except OSError:
+            continue
+    return found
+
+
+def stop_marked(marker: str, grace: float, give_up: float = 10.0) -> int:
+    """SIGTERM every process carrying the marker, SIGKILL what is left after ``grace``;
+    returns how many were signalled."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + max(0.0, grace)
+    while True:
+        pids = marked_pids(marker)
+        if not pids:
+            return len(seen)
+        now = time.monotonic()
+        killing = now >= deadline
+        for p in (pids if killing else pids - seen):
+            with contextlib.suppress(OSError):
+                os.kill(p, signal.SIGKILL if killing else signal.SIGTERM)
+        seen |= pids
+        if now > deadline + give_up:
+            return len(seen)
+        time.sleep(0.05)
+
+
 def cmd_cancel(req: dict[str, Any]) -> dict[str, Any]:
     pid, pid_start = int(req["pid"]), req.get("pid_start")
     boot = str(req.get("boot_id") or "")
-    if not alive(pid, pid_start, boot):
-        return {"was_alive": False}
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)  # the runner stops the script's group and reports
-    deadline = time.monotonic() + float(req.get("grace", 10.0))
-    while time.monotonic() < deadline and alive(pid, pid_start, boot):
-        time.sleep(0.02)
-    if alive(pid, pid_start, boot):  # the runner did not answer: end both groups
+    grace = float(req.get("grace", 10.0))
+    marker = req.get("marker")
+    if marker is not None and (not isinstance(marker, str) or not marker or "\0" in marker):
+        raise AgentError(f"bad run marker {marker!r}")
+    was_alive = alive(pid, pid_start, boot)
+    if was_alive and not req.get("kill_runner"):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)  # the runner stops the script's group and reports
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and alive(pid, pid_start, boot):
+            time.sleep(0.02)
+    if was_alive and alive(pid, pid_start, boot):  # the runner did not answer: end both groups
         script = os.path.join(req["run_dir"], "script.pid")
         with contextlib.suppress(OSError, ValueError), open(script) as fh:
             _killpg(int(fh.read().strip()), signal.SIGKILL)
         _killpg(pid, signal.SIGKILL)
-    return {"was_alive": True}
+    killed = stop_marked(marker, min(grace, 2.0)) if marker else 0
+    return {"was_alive": was_alive, "leftovers": killed}
 
 
 def main(argv: list[str] | None = None) -> int:
