@@ -356,7 +356,12 @@ def test_short_outage_reconnects_long_outage_turns_not_responding(ws: Workspace,
             kind.cancel(kind.load_handle(handle))
     finally:
         host.resume()
-    run2.get_status()  # reachable again: the terminal state stays, no second copy starts
+    # reachable again: the run resumes (NotResponding is not terminal) and its metrics arrive
+    # again; no status event came meanwhile, so it reads NotResponding until the script ends,
+    # and no second copy starts
+    seen = len(run2.get_metrics().get("loss", []))
+    wait_until(run2, lambda: len(run2.get_metrics().get("loss", [])) > seen + 2, 60,
+               "metrics after the host came back")
     assert run2.get_status() == "NotResponding"
     run_dir = Path(host.workdir) / "runs" / run2.id
     assert sorted(p.name for p in run_dir.glob("handle-a*.json")) == ["handle-a1.json"]

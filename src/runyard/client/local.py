@@ -59,9 +59,9 @@ class LocalClient:
     # -- runs --------------------------------------------------------------------------------
     def submit_run(self, experiment: str, config: ScriptRunConfig,
                    tags: dict[str, Any] | None) -> RunRecord:
-        record = submit_script_run(self.ctx, experiment, config, tags)
+        # first: a submitter that dies mid-way leaves a reconciler to resolve its run
         ensure_reconciler(self.ctx)
-        return record
+        return submit_script_run(self.ctx, experiment, config, tags)
 
     def start_interactive_run(self, experiment: str, snapshot_directory: Path | None,
                               outputs: str | None, display_name: str | None

@@ -300,10 +300,40 @@ class Runner:
         return 0
 
 
+def _own_start_time() -> int | None:
+    """This process's start time in clock ticks (field 22 of /proc/self/stat), None off Linux."""
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            data = fh.read()
+        return int(data[data.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def claim(path: str) -> bool:
+    """Claim the start of this attempt: the first runner to create ``path`` runs the job, any
+    later one (a start repeated after its submitter died) exits without running it. The file
+    holds the claimer's pid and start time, from which the workspace rebuilds the handle."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, json.dumps({"pid": os.getpid(), "pid_start": _own_start_time()}).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``python -m runyard.runtime.runner JOB_JSON``."""
     args = sys.argv[1:] if argv is None else argv
     job = json.loads(Path(args[0]).read_text())
+    if job.get("claim_path") and not claim(job["claim_path"]):
+        print(f"attempt {job.get('attempt', 1)} of run {job.get('run_id')} was claimed by "
+              "another runner; not started twice", file=sys.stderr)
+        return 0
     return Runner(job).run()
 
 

@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import os
-import secrets
 import shlex
 import sys
 import threading
@@ -427,9 +426,15 @@ class ClusterKind(ComputeKind):
         mode = "gang" if gang else "run"
         entry = (f"{shlex.quote(hs.python)} -m runyard.runtime.clusteragent {mode} "
                  f"{encode_spec(spec)}")
+        # one job per (run, attempt) on this cluster: a start repeated after its submitter
+        # died finds the first one instead of running the script twice
+        submission_id = f"{spec['run_id']}-a{attempt}-{hs.uid[:8]}"
+        if dash.job(submission_id) is not None:
+            return dataclasses.replace(handle, job_id=submission_id, attempt=attempt,
+                                       submitted_at=time.time())
         request: dict[str, Any] = {
             "entrypoint": entry, "runtime_env": handle.runtime_env,
-            "submission_id": f"{spec['run_id']}-a{attempt}-{secrets.token_hex(3)}",
+            "submission_id": submission_id,
             "metadata": {"runyard_run_id": spec["run_id"], "runyard_attempt": str(attempt)}}
         if gang:  # the gang driver runs on the head; the nodes are its placement group
             request["entrypoint_resources"] = {"node:__internal_head__": 0.001}

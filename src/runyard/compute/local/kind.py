@@ -116,6 +116,11 @@ class LocalKind(ComputeKind):
             spool_dir=str(spool), env=env, env_cache_dir=str(self.ctx.env_cache_dir),
             slots={"dir": str(self.ctx.data_dir / "slots" / self.name),
                    "count": self.max_concurrent_runs})
+        claim_path = rd / f"runner-a{job.attempt}.claim"
+        claimed = self._claimed(job, claim_path)
+        if claimed is not None:  # started once already (its submitter died before recording)
+            return claimed
+        runner["claim_path"] = str(claim_path)
         job_path = rd / f"job-a{job.attempt}.json"
         job_path.write_text(json.dumps(runner))
         runner_env = dict(os.environ)
@@ -128,6 +133,17 @@ class LocalKind(ComputeKind):
         keep(proc)
         return LocalHandle(run_id=job.run_id, attempt=job.attempt, pid=proc.pid,
                            pid_start=process_start_time(proc.pid), run_dir=str(rd))
+
+    @staticmethod
+    def _claimed(job: JobSpec, claim_path: Path) -> LocalHandle | None:
+        """The handle of the runner that claimed this attempt, if one did (each attempt
+        starts once: a repeated submit returns the first start)."""
+        try:
+            data = json.loads(claim_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return LocalHandle(run_id=job.run_id, attempt=job.attempt, pid=int(data["pid"]),
+                           pid_start=data.get("pid_start"), run_dir=str(claim_path.parent))
 
     def alive(self, handle: LocalHandle) -> bool:
         """Whether the runner of ``handle`` still runs (pid and start time both match)."""

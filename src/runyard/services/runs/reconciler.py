@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from runyard.compute.procs import keep
 from runyard.entities import RunRecord, RunStatus
-from runyard.errors import NotFound, RunyardError
+from runyard.errors import NotFound, RunyardError, WorkspaceError
 from runyard.services.compute import finish_run_on_target
 from runyard.services.runs.submit import dispatch
 from runyard.services.runs.sync import close_children, sync_run
@@ -257,7 +257,11 @@ def serve(ctx: WorkspaceContext, *, detached: bool, lock_fd: int | None = None) 
 
 
 def main(argv: list[str] | None = None, lock_fd: int | None = None) -> int:
-    """``python -m runyard.services.runs.reconciler WORKSPACE_FOLDER`` (detached mode)."""
+    """``python -m runyard.services.runs.reconciler WORKSPACE_FOLDER`` (detached mode).
+
+    Exit 0 when done (quiet, another leader, the folder gone); 2 when the workspace cannot be
+    opened; 1 when it stops because its database became unusable (deleted or replaced under it,
+    a full disk, busy past the timeout): one line on stderr, no traceback."""
     from runyard.context import open_context  # noqa: PLC0415
 
     args = sys.argv[1:] if argv is None else argv
@@ -266,7 +270,11 @@ def main(argv: list[str] | None = None, lock_fd: int | None = None) -> int:
     except (IndexError, RunyardError) as exc:
         print(f"runyard reconciler: {exc}", file=sys.stderr)
         return 2
-    return serve(ctx, detached=True, lock_fd=lock_fd)
+    try:
+        return serve(ctx, detached=True, lock_fd=lock_fd)
+    except WorkspaceError as exc:  # the database deleted or replaced under it, a full disk
+        print(f"runyard reconciler: stopped: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

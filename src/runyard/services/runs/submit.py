@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import secrets
@@ -195,10 +196,40 @@ def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunC
     return ctx.store.get_run(run.id) or run
 
 
+#: How long a start intent left by a dispatcher that died is given before the start is
+#: repeated (the repeat finds the first start where one happened).
+INTENT_GRACE_SECONDS = 30.0
+
+
+def _intent_grace(ctx: WorkspaceContext) -> float:
+    try:  # workspace config key ``start_intent_grace_seconds``
+        return float(ctx.config.get("start_intent_grace_seconds", INTENT_GRACE_SECONDS))
+    except (TypeError, ValueError):
+        return INTENT_GRACE_SECONDS
+
+
+def _record_intent(path: Path) -> None:
+    """Record, durably, that a start of this attempt begins now (before anything executes)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, str(time.time()).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.utime(path)
+
+
 def dispatch(ctx: WorkspaceContext, target: ComputeKind, run_id: str, *,
              raise_errors: bool = False) -> bool:
     """Start the stored job of a Queued run that has no handle yet, once (a file lock per run
     makes the submitter and any number of reconcilers agree); store its handle.
+
+    A start intent (``.intent-a<N>`` in the run folder, fsynced) is recorded before the
+    target starts anything; a dispatcher that finds one left by a dispatcher that died (a
+    killed submitter, a database busy past its timeout at ``set_handle``) waits
+    ``start_intent_grace_seconds`` and starts again, which every kind turns into "hand back the
+    first start" (local: the runner's claim file; remote: the host's start lock; cluster: the
+    Ray job's submission id), so the script runs once and the run gets its handle.
 
     A start that fails ends the run Failed with why (and raises when ``raise_errors``).
     Returns whether this call started it.
@@ -214,6 +245,14 @@ def dispatch(ctx: WorkspaceContext, target: ComputeKind, run_id: str, *,
         job = JobSpec.from_dict(dict(run.definition.get("job") or {}))
         if run.attempt != job.attempt:
             return False  # a later attempt is being started by a restart, not by dispatch
+        intent = ctx.run_dir(run_id) / f".intent-a{job.attempt}"
+        with contextlib.suppress(FileNotFoundError):
+            # a dispatcher before this one began the start and died before recording it: give
+            # it time to have started, then start again (every kind starts a (run, attempt)
+            # once and hands back the first start's handle)
+            if time.time() - intent.stat().st_mtime < _intent_grace(ctx):
+                return False
+        _record_intent(intent)
         try:
             handle = target.submit(job)
         except (OSError, RunyardError) as exc:
