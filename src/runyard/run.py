@@ -79,6 +79,7 @@ class Run:
         self._outputs_dir: Path | None = None
         self._log_offset = 0
         self._log_decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._log_capper: Any = None
 
     @classmethod
     def _from_record(cls, experiment: Experiment, record: RunRecord) -> Run:
@@ -347,11 +348,18 @@ class Run:
         return "system_logs/driver_log.txt"
 
     def _print_new_log(self, stream: IO[str]) -> None:
-        data = self.workspace.client.read_file(self.id, self._log_name(), self._log_offset)
-        if data:
+        from runyard.logcap import READ_CHUNK_BYTES, LineCapper  # noqa: PLC0415  (not bundled)
+
+        if self._log_capper is None:
+            self._log_capper = LineCapper()
+        capper = self._log_capper
+        while data := self.workspace.client.read_file(self.id, self._log_name(),
+                                                      self._log_offset, READ_CHUNK_BYTES):
             self._log_offset += len(data)
-            stream.write(self._log_decoder.decode(data))
+            stream.write(self._log_decoder.decode(capper.feed(data)))
             stream.flush()
+            if len(data) < READ_CHUNK_BYTES:
+                break
 
     # -- tracking (interactive runs log through the spool; others write to the store) --------
     def _flush_live(self) -> None:

@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "runyard.entities",
             "runyard.settings",
             "runyard.naming",
+            "runyard.logcap",
             "runyard.secrets",
             "runyard.plugins",  # entry-point discovery: imports only errors
             "runyard.runtime",

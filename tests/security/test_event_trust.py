@@ -367,3 +367,27 @@ def test_downloads_stay_inside_the_output_folder(tmp_path: Path) -> None:
                           "run", "download", run.id, "--prefix", "../../E", "-o",
                           str(out)], capture_output=True, text=True, check=False)
     assert cli.returncode != 0 and "prefix" in cli.stderr and "Traceback" not in cli.stderr
+
+
+def test_a_huge_log_line_prints_capped_with_a_marker(tmp_path: Path) -> None:
+    from runyard.logcap import MAX_LOG_LINE_BYTES, LineCapper
+
+    capper = LineCapper()
+    big = b"x" * (3 * MAX_LOG_LINE_BYTES)
+    shown = b"".join(capper.feed(big[i:i + 1000]) for i in range(0, len(big), 1000))
+    shown += capper.feed(b"\nnext line\n")
+    first, second = shown.split(b"\n")[:2]
+    assert first.startswith(b"x" * MAX_LOG_LINE_BYTES)
+    assert first.endswith(f"[line truncated: {2 * MAX_LOG_LINE_BYTES} more bytes]".encode())
+    assert second == b"next line"
+    ws = Workspace.create("logs", tmp_path / "ws")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "t.py").write_text("import sys\nsys.stdout.write('y' * 5_000_000 + '\\nend\\n')\n")
+    run = Experiment(ws, "logs").submit(ScriptRunConfig(str(src), "t.py"))
+    run.wait_for_completion()
+    out = subprocess.run([sys.executable, "-m", "runyard.cli.main", "-w", str(tmp_path / "ws"),
+                          "run", "logs", run.id], capture_output=True, check=False)
+    assert out.returncode == 0
+    assert len(out.stdout) < MAX_LOG_LINE_BYTES + 200 and b"line truncated" in out.stdout
+    assert out.stdout.rstrip().endswith(b"end")

@@ -11,6 +11,7 @@ import click
 from runyard.cli import output, run_views
 from runyard.cli.workspace import current_workspace
 from runyard.entities import RunStatus
+from runyard.logcap import READ_CHUNK_BYTES, LineCapper
 
 if TYPE_CHECKING:
     from runyard.run import Run
@@ -164,9 +165,9 @@ def logs(run_id: str, follow: bool) -> None:
         click.echo(f"run {r.id} has no log yet (status {r.get_status()})", err=True)
         return
     sys.stdout.flush()
-    offset = 0
-    while chunk := r.workspace.client.read_file(r.id, DRIVER_LOG, offset, 1 << 20):
-        sys.stdout.buffer.write(chunk)
+    offset, capper = 0, LineCapper()
+    while chunk := r.workspace.client.read_file(r.id, DRIVER_LOG, offset, READ_CHUNK_BYTES):
+        sys.stdout.buffer.write(capper.feed(chunk))
         offset += len(chunk)
     sys.stdout.buffer.flush()
 
