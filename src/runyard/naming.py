@@ -36,3 +36,36 @@ def check_runconfig_name(name: object) -> str:
             "name", f"invalid run configuration name {name!r}: use letters, digits, '.', '-' "
             "or '_', starting with a letter or digit, no path separators (for example 'local')")
     return name
+
+
+#: Longest tag, property and metric name; longest tag or property value (the spool ingest
+#: applies the same caps to what scripts write, cutting with a marker instead of refusing).
+MAX_KEY_CHARS = 255
+MAX_VALUE_CHARS = 4096
+
+
+def check_key(field: str, key: object) -> str:
+    """A tag, property or metric name: a non-empty string of at most 255 characters without
+    control characters (NUL included)."""
+    if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_CHARS \
+            or any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise InvalidParameter(field, f"name {repr(key)[:80]} must be a non-empty string of at "
+                               f"most {MAX_KEY_CHARS} characters without control characters")
+    return key
+
+
+def check_values(field: str, values: dict[str, object], *, allow_none: bool) -> None:
+    """Names and string values of tags or properties (NUL refused, values capped)."""
+    for key, value in values.items():
+        check_key(field, key)
+        if value is None and allow_none:
+            continue
+        if not isinstance(value, str):
+            raise InvalidParameter(f"{field}[{key!r}]", f"{type(value).__name__} is not a "
+                                   "string value")
+        if "\x00" in value:
+            raise InvalidParameter(f"{field}[{key!r}]", "contains a NUL character")
+        if len(value) > MAX_VALUE_CHARS:
+            raise InvalidParameter(f"{field}[{key!r}]", f"is {len(value)} characters long; "
+                                   f"the limit is {MAX_VALUE_CHARS} (store bigger values as "
+                                   "a file with upload_file)")

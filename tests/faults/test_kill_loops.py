@@ -155,8 +155,9 @@ def test_kill_loops_lose_nothing_and_run_nothing_twice(tmp_path: Path) -> None:
     seed = int(os.environ.get("RUNYARD_FAULT_SEED") or random.randrange(1 << 30))
     print(f"RUNYARD_FAULT_SEED={seed}")
     root = tmp_path / "ws"
-    ws = Workspace.create("kl", root, max_concurrent_runs=4)
+    Workspace.create("kl", root, max_concurrent_runs=4)
     _config(root, start_intent_grace_seconds=1.0, not_responding_grace_seconds=1.0)
+    ws = Workspace.get("kl", root)  # opened after the config change
     src = tmp_path / "src"
     src.mkdir()
     (src / "s.py").write_text(textwrap.dedent(SCRIPT))

@@ -17,6 +17,7 @@ from runyard.entities import (
     RunRecord,
 )
 from runyard.errors import NotFound
+from runyard.naming import check_key, check_values
 from runyard.services import compute as compute_svc
 from runyard.services import environments as env_svc
 from runyard.services.runs.control import cancel_run
@@ -93,18 +94,21 @@ class LocalClient:
         return self.ctx.store.get_metric_rows(run_id, names)
 
     def log_metric(self, run_id: str, name: str, kind: str, value: Any) -> None:
+        check_key("name", name)
         row = build_metric_row(name, kind, 0, value)
         series = MetricSeries(run_id, name, kind, [0], [row.value], [row.value_json], [row.ts],
                               append=True)
         self.ctx.store.apply_ingest(run_id, IngestBatch(metric_series=[series]))
 
     def set_tags(self, run_id: str, tags: dict[str, str | None]) -> None:
+        check_values("tags", dict(tags), allow_none=True)
         self.ctx.store.set_tags(run_id, tags)
 
     def remove_tags(self, run_id: str, keys: list[str]) -> None:
         self.ctx.store.remove_tags(run_id, keys)
 
     def add_properties(self, run_id: str, props: dict[str, str]) -> None:
+        check_values("properties", dict(props), allow_none=False)
         self.ctx.store.add_properties(run_id, props)
 
     # -- logs and artifacts ------------------------------------------------------------------

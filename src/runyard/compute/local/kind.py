@@ -26,7 +26,7 @@ from runyard.compute.capabilities import LOCAL
 from runyard.compute.config import ComputeConfiguration, LocalProvisioningConfiguration
 from runyard.compute.procs import keep, process_start_time, same_process
 from runyard.entities import ComputeRecord
-from runyard.runtime import bundle, jobwire, procmarks
+from runyard.runtime import bundle, envscrub, jobwire, procmarks
 from runyard.runtime.spool import list_streams, read_chunk
 
 BUILTIN = "local"
@@ -123,7 +123,8 @@ class LocalKind(ComputeKind):
         runner["claim_path"] = str(claim_path)
         job_path = rd / f"job-a{job.attempt}.json"
         job_path.write_text(json.dumps(runner))
-        runner_env = dict(os.environ)
+        # the runner needs no credential either, and a script can read its parent's environ
+        runner_env = envscrub.scrub(os.environ)
         runner_env["PYTHONPATH"] = env["PYTHONPATH"]
         with open(rd / "runner.log", "ab") as log:
             proc = subprocess.Popen(
