@@ -51,6 +51,8 @@ class SharedFiles:
         for dirpath, _dirs, files in os.walk(root):
             for name in files:
                 full = Path(dirpath) / name
+                if full.is_symlink():  # links are never followed (as the runner and SSH pull)
+                    continue
                 with contextlib.suppress(OSError):
                     out.append((full.relative_to(root).as_posix(), full.stat().st_size))
         return out
