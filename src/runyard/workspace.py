@@ -36,6 +36,18 @@ _AZURE_ONLY = ("subscription_id", "resource_group", "auth", "location", "sku", "
 _read_config = read_config
 
 
+def _holds_password(text: str) -> bool:
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    try:
+        url = json.loads(text).get("database_url")
+        return bool(url) and make_url(str(url)).password is not None
+    except (ValueError, AttributeError, TypeError):
+        return False
+    except Exception:  # noqa: BLE001  (an unparsable URL: keep it private to be safe)
+        return True
+
+
 def _publish(target: Path, text: str, *, replace: bool) -> bool:
     """Write ``text`` to ``target`` atomically: a uniquely named temp file next to it, synced,
     then moved in place (``replace``) or linked in place only if ``target`` does not exist yet.
@@ -47,7 +59,8 @@ def _publish(target: Path, text: str, *, replace: bool) -> bool:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+        # a config holding a credential (a database URL with a password) is the owner's only
+        os.chmod(tmp, 0o600 if _holds_password(text) else 0o644)
         if replace:
             os.replace(tmp, target)
             return True

@@ -31,6 +31,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,11 @@ def driver_log(ws: Workspace, run: Run) -> str:
     return path.read_text(errors="replace") if path.is_file() else ""
 
 
+def logged(ws: Workspace, run: Run, text: str) -> bool:
+    """Whether the run's driver log (as pulled so far) holds ``text``."""
+    return text in driver_log(ws, run)
+
+
 def marked_scripts(run_id: str) -> list[str]:
     """Pids (as text) of the processes carrying the run's marker: its script's processes."""
     entry = f"{procmarks.ENV_RUN_MARKER}={procmarks.run_marker(run_id, 1)}".encode()
@@ -236,19 +242,25 @@ def test_no_canary_reaches_any_sink(tmp_path: Path, host: SSHHost,
     runs["remote (passphrase key)"] = Experiment(ws, "canary").submit(
         ScriptRunConfig(str(src), "dump.py", compute_target="key-box"))
     for label, run in runs.items():
-        pids = wait_for(lambda r=run: marked_scripts(r.id), 120, f"{label}: its script")
-        wait_for(lambda r=run: "dumped" in driver_log(ws, r), 120, f"{label}: the dump")
+        pids = wait_for(partial(marked_scripts, run.id), 120, f"{label}: its script")
+        wait_for(partial(logged, ws, run, "dumped"), 120, f"{label}: the dump")
         for pid in pids:  # the live script: its environment as the kernel holds it
             sinks.text("script process environ", f"{label} pid {pid}",
                        _proc_bytes(pid, "environ"))
         # every process's command line on this machine (the host's included) while it runs
         for pid in (p for p in os.listdir("/proc") if p.isdigit()):
             sinks.text("process command lines", pid, _proc_bytes(pid, "cmdline"))
+        handle = ws.store.get_run(run.id).handle  # type: ignore[union-attr]
+        if label == "local":  # a script can read its parent's environ: the runner's
+            assert handle is not None
+            runner_env = _proc_bytes(str(handle["pid"]), "environ")
+            assert b"RUNYARD_" in runner_env  # it is the live runner's
+            sinks.text("runner process environ", f"{label} pid {handle['pid']}", runner_env)
         cwd = os.readlink(f"/proc/{pids[0]}/cwd")
         Path(cwd, "release").write_text("go")
     for label, run in runs.items():
         assert run.wait_for_completion(timeout=120)["status"] == "Completed", label
-        assert "released" in driver_log(ws, run), label
+        assert logged(ws, run, "released"), label
 
     # the dumps are real: the script's own environment
     for label, run in runs.items():

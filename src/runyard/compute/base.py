@@ -138,6 +138,9 @@ class JobEvents:
     #: Set when the attempt was lost to something outside the run (a preempted node): the
     #: workspace starts a new attempt with this cause (not counted against retries).
     restart: str | None = None
+    #: Set when ``alive`` is False only because the target could not be reached: the job may
+    #: still run there (it turns NotResponding, and nothing is killed; it may come back).
+    unreachable: bool = False
 
 
 @dataclass

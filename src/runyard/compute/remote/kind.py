@@ -290,7 +290,7 @@ class RemoteKind(ComputeKind):
         waited = now - state.unreachable_since
         if waited < cfg.unreachable_timeout_seconds:
             return JobEvents(chunks={}, alive=True)  # keep waiting; retried with backoff
-        return JobEvents(chunks={}, alive=False, reason=(
+        return JobEvents(chunks={}, alive=False, unreachable=True, reason=(
             f"the host {cfg.address} could not be reached for {waited:.0f} s "
             f"(unreachable_timeout_seconds={cfg.unreachable_timeout_seconds:g}): {exc}. The run "
             "may still be running there; it is not started again"))

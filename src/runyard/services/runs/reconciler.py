@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from runyard.compute.procs import keep
 from runyard.entities import RunRecord, RunStatus
-from runyard.errors import NotFound, RunyardError, WorkspaceError
+from runyard.errors import DatabaseBusy, NotFound, RunyardError, WorkspaceError
 from runyard.services.compute import finish_run_on_target
 from runyard.services.runs.submit import dispatch
 from runyard.services.runs.sync import close_children, sync_run
@@ -184,7 +184,11 @@ class Reconciler:
         with nothing live."""
         quiet_since: float | None = None
         while not should_stop():
-            live = self.step()
+            try:
+                live = self.step()
+            except DatabaseBusy:  # another process holds the database: try again shortly
+                time.sleep(MAX_BACKOFF_SECONDS)
+                continue
             now = time.monotonic()
             if live:
                 quiet_since = None

@@ -129,10 +129,11 @@ def _sync_owner(ctx: WorkspaceContext, run_id: str, owner: RunRecord, max_passes
                                        "is gone; the run stopped without reporting its result."})
                 if store.transition(tr):
                     close_children(ctx, owner.id, [tr])
-                # the runner is gone: what it started goes too (a host that cannot be reached
-                # raises here; its run may come back and resume)
-                with contextlib.suppress(RunyardError, OSError):
-                    target.kill_leftovers(handle)
+                # the runner is gone: what it started goes too (not on a host that could not
+                # be reached: its run may still be running there, and come back)
+                if not events.unreachable:
+                    with contextlib.suppress(RunyardError, OSError):
+                        target.kill_leftovers(handle)
                 fresh = None
             break
     if fresh is not None and run_id == owner.id and not events.restart:
