@@ -391,7 +391,9 @@ Match LocalPort {nopy}
     try:
         _run([*prefix, "unshare", "--mount", "--propagation", "private", "sh", "-c", script])
         deadline = time.monotonic() + 10
-        while not pidfile.exists() and time.monotonic() < deadline:
+        # sshd creates the pid file before it writes the pid: wait for both
+        while time.monotonic() < deadline and not (
+                pidfile.exists() and pidfile.read_text().strip()):
             time.sleep(0.02)
         sshd_pid = int(pidfile.read_text().strip())
         while time.monotonic() < deadline:
