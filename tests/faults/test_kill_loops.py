@@ -10,7 +10,6 @@ settle phase of at most ``SETTLE_SECONDS``. The seed is printed (and can be set 
 from __future__ import annotations
 
 import collections
-import json
 import os
 import random
 import signal
@@ -25,6 +24,7 @@ from runyard import Workspace
 from runyard.entities import RunStatus
 from runyard.services.runs.reconciler import reconcile
 from runyard.store.base import RunFilter
+from support import set_config
 
 RUNS = 200
 SUBMITTERS = 4
@@ -68,12 +68,6 @@ while True:
     time.sleep(0.05)
 """
 
-
-def _config(root: Path, **values: object) -> None:
-    cfg = root / ".runyard" / "config.json"
-    data = json.loads(cfg.read_text())
-    data.update(values)
-    cfg.write_text(json.dumps(data))
 
 
 def _pids_mentioning(text: str) -> list[int]:
@@ -156,7 +150,7 @@ def test_kill_loops_lose_nothing_and_run_nothing_twice(tmp_path: Path) -> None:
     print(f"RUNYARD_FAULT_SEED={seed}")
     root = tmp_path / "ws"
     Workspace.create("kl", root, max_concurrent_runs=4)
-    _config(root, start_intent_grace_seconds=1.0, not_responding_grace_seconds=1.0)
+    set_config(root, start_intent_grace_seconds=1.0, not_responding_grace_seconds=1.0)
     ws = Workspace.get("kl", root)  # opened after the config change
     src = tmp_path / "src"
     src.mkdir()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -14,13 +13,7 @@ import pytest
 from runyard import Experiment, Run, ScriptRunConfig, Workspace
 from runyard.errors import InvalidParameter
 from runyard.services.runs.reconciler import reconcile
-
-
-def _config(root: Path, **values: object) -> None:
-    cfg = root / ".runyard" / "config.json"
-    data = json.loads(cfg.read_text())
-    data.update(values)
-    cfg.write_text(json.dumps(data))
+from support import set_config
 
 
 def _wait(run: Run, wanted: set[str], timeout: float = 30) -> str:
@@ -36,7 +29,7 @@ def _wait(run: Run, wanted: set[str], timeout: float = 30) -> str:
 def _lost_run(tmp_path: Path, grace: float) -> tuple[Workspace, Run, int]:
     root = tmp_path / "ws"
     Workspace.create("nr", root)
-    _config(root, not_responding_grace_seconds=grace)
+    set_config(root, not_responding_grace_seconds=grace)
     ws = Workspace.get("nr", root)  # opened after the config change
     src = tmp_path / "src"
     src.mkdir(exist_ok=True)

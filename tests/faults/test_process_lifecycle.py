@@ -13,15 +13,14 @@ import os
 import signal
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from runyard import Experiment, Run, ScriptRunConfig, Workspace
-from runyard.compute.procs import process_start_time
 from runyard.runtime import procmarks
+from support import alive, wait_for
 
 pytestmark = pytest.mark.skipif(not procmarks.supported(), reason="needs Linux /proc")
 
@@ -46,19 +45,6 @@ FAMILY = """
 """
 
 
-def wait_for(what: Callable[[], Any], timeout: float, message: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = what()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(0.05)
-
-
-def alive(pid: int) -> bool:
-    return process_start_time(pid) is not None
 
 
 @pytest.fixture

@@ -11,10 +11,8 @@ import os
 import signal
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from sshhost import SSHHost, missing_tools, start_host, stop_host  # noqa: E402
 
 from runyard import Experiment, Run, ScriptRunConfig, Workspace  # noqa: E402
-from runyard.compute.procs import process_start_time  # noqa: E402
 from runyard.compute.remote.ssh.connection import POOL  # noqa: E402
 from runyard.computetarget import ComputeTarget, RemoteCompute  # noqa: E402
 from runyard.runtime import procmarks  # noqa: E402
+from support import alive, wait_for  # noqa: E402
 
 FAMILY = """
     import json, os, subprocess, sys, time
@@ -73,19 +71,6 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: SSHHost) -> Iterat
     w.close()
 
 
-def wait_for(what: Callable[[], Any], timeout: float, message: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = what()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(0.05)
-
-
-def alive(pid: int) -> bool:
-    return process_start_time(pid) is not None
 
 
 def start_family(ws: Workspace, tmp_path: Path) -> tuple[Run, dict[str, int]]:

@@ -13,9 +13,8 @@ from __future__ import annotations
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,6 +25,7 @@ from runyard import Experiment, Run, ScriptRunConfig, Workspace  # noqa: E402
 from runyard.compute.remote.ssh.connection import POOL  # noqa: E402
 from runyard.computetarget import ComputeTarget, RemoteCompute  # noqa: E402
 from runyard.runtime import procmarks  # noqa: E402
+from support import wait_for  # noqa: E402
 
 STEPS = 20
 PAUSE = 0.25
@@ -72,16 +72,6 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: SSHHost) -> Iterat
                               grace=0)
     w.close()
 
-
-def wait_for(what: Callable[[], Any], timeout: float, message: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = what()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(0.05)
 
 
 def runners_on_host(host: SSHHost, run_id: str) -> int:

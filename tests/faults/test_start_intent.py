@@ -6,7 +6,6 @@ then resolves what it left: the run ends with its real status, and its script ra
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 from runyard import Run, Workspace
 from runyard.services.runs.reconciler import reconcile
 from runyard.store.base import RunFilter
+from support import set_config
 
 SCRIPT = """
 import sys, time
@@ -44,19 +44,13 @@ Experiment(ws, "intent").submit(ScriptRunConfig(sys.argv[2], "s.py", arguments=[
 """
 
 
-def _config(root: Path, **values: object) -> None:
-    cfg = root / ".runyard" / "config.json"
-    data = json.loads(cfg.read_text())
-    data.update(values)
-    cfg.write_text(json.dumps(data))
-
 
 @pytest.mark.parametrize("point", ["set_handle", "create_run"])
 def test_a_killed_submitter_leaves_a_run_that_ends_and_ran_once(tmp_path: Path,
                                                                 point: str) -> None:
     root = tmp_path / "ws"
     Workspace.create("ws", root)
-    _config(root, start_intent_grace_seconds=1.0)
+    set_config(root, start_intent_grace_seconds=1.0)
     src = tmp_path / "src"
     src.mkdir()
     (src / "s.py").write_text(textwrap.dedent(SCRIPT))

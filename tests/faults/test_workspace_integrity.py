@@ -27,6 +27,7 @@ import runyard
 from runyard.context import open_context
 from runyard.errors import AlreadyExists, DatabaseBusy, DatabaseMissing, DiskFull
 from runyard.workspace import Workspace
+from support import set_config
 
 SRC = Path(runyard.__file__).resolve().parents[1]
 DB = "runyard.db"
@@ -49,12 +50,6 @@ def _drop_database(root: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             (root / ".runyard" / f"{DB}{suffix}").unlink()
 
-
-def _set_config(root: Path, **values: object) -> None:
-    cfg_file = root / ".runyard" / "config.json"
-    cfg = json.loads(cfg_file.read_text())
-    cfg.update(values)
-    cfg_file.write_text(json.dumps(cfg))
 
 
 # -- concurrent creation ---------------------------------------------------------------------
@@ -318,7 +313,7 @@ def _write_lock_held(db_file: Path, tmp: Path) -> Iterator[None]:
 def test_a_database_busy_past_the_timeout_is_a_clear_error(tmp_path: Path) -> None:
     root = tmp_path / "w"
     Workspace.create("keeper", root).close()
-    _set_config(root, database_busy_timeout_seconds=0.3)
+    set_config(root, database_busy_timeout_seconds=0.3)
     ws = Workspace.get("keeper", root)
     store = ws.store
     db_file = root / ".runyard" / DB
@@ -338,7 +333,7 @@ def test_a_database_busy_past_the_timeout_is_a_clear_error(tmp_path: Path) -> No
 def test_the_busy_timeout_must_be_a_positive_number(tmp_path: Path) -> None:
     root = tmp_path / "w"
     Workspace.create("keeper", root).close()
-    _set_config(root, database_busy_timeout_seconds="soon")
+    set_config(root, database_busy_timeout_seconds="soon")
     with pytest.raises(Exception, match="database_busy_timeout_seconds"):
         _ = Workspace.get("keeper", root).store
 
@@ -428,7 +423,7 @@ def test_cli_on_a_busy_database_fails_with_one_line(tmp_path: Path) -> None:
     root.mkdir()
     (root / "train.py").write_text(textwrap.dedent("print('hi')\n"))
     assert _cli(root, "init").returncode == 0
-    _set_config(root, database_busy_timeout_seconds=0.3)
+    set_config(root, database_busy_timeout_seconds=0.3)
     with _write_lock_held(root / ".runyard" / DB, tmp_path):
         line = _one_line_error(_cli(root, "run", "submit", "train.py"))
     assert "busy" in line and "database_busy_timeout_seconds" in line

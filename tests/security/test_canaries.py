@@ -29,11 +29,9 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -54,6 +52,7 @@ from runyard.computetarget import ComputeTarget, RemoteCompute  # noqa: E402
 from runyard.errors import ComputeTargetInvalid  # noqa: E402
 from runyard.runtime import procmarks  # noqa: E402
 from runyard.secrets import ENV_CONFIG_HOME, ENV_SECRET_KEY  # noqa: E402
+from support import wait_for  # noqa: E402
 
 SRC = str(Path(runyard.__file__).resolve().parents[1])
 CANARY_KEY = Fernet.generate_key().decode()
@@ -129,16 +128,6 @@ def host() -> Iterator[SSHHost]:
         POOL.close_all()
         stop_host(h)
 
-
-def wait_for(what: Callable[[], Any], timeout: float, message: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = what()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(0.05)
 
 
 def _proc_bytes(pid: str, what: str) -> bytes:

@@ -158,9 +158,10 @@ def test_streams_runyard_does_not_write_are_rejected_whole(store: Any, stream: s
 def test_malformed_lines_are_quarantined_and_never_block_the_rest(store: Any, bad: Any) -> None:
     store.create_run(record("r4"), "running")
     batch, _ = ingest(store, "r4", {"script-a1-1": lines(
-        {"type": "tags", "tags": {"before": "1"}}, bad, {"type": "tags", "tags": {"after": "1"}}),
-        "runner-a1": lines({"type": "status", "status": "Completed", "attempt": 1})})
+        {"type": "tags", "tags": {"before": "1"}}, bad, {"type": "tags", "tags": {"after": "1"}})})
     assert len(batch.rejected) == 1 and batch.rejected[0].reason
+    ingest(store, "r4", {"runner-a1": lines({"type": "status", "status": "Completed",
+                                             "attempt": 1})})
     run = store.get_run("r4")
     assert run.tags == {"before": "1", "after": "1"}
     assert run.status == RunStatus.COMPLETED and run.rejected_events == 1
@@ -391,3 +392,15 @@ def test_a_huge_log_line_prints_capped_with_a_marker(tmp_path: Path) -> None:
     assert out.returncode == 0
     assert len(out.stdout) < MAX_LOG_LINE_BYTES + 200 and b"line truncated" in out.stdout
     assert out.stdout.rstrip().endswith(b"end")
+
+
+def test_the_end_waits_until_the_other_streams_are_read(store: Any) -> None:
+    store.create_run(record("r7"), "running")
+    end = lines({"type": "status", "status": "Completed", "attempt": 1})
+    batch, applied = ingest(store, "r7", {
+        "runner-a1": lines({"type": "status", "status": "Finalizing", "attempt": 1}) + end,
+        "script-a1-1": lines({"type": "tags", "tags": {"a": "1"}})})
+    assert [t.new for t in applied] == [RunStatus.FINALIZING]  # the end is held back
+    _, applied = ingest(store, "r7", {"runner-a1": end})  # nothing else new: now it ends
+    assert [t.new for t in applied] == [RunStatus.COMPLETED]
+    assert store.get_run("r7").tags == {"a": "1"}

@@ -61,6 +61,7 @@ def build_batch(owner: RunRecord, chunks: dict[str, tuple[int, bytes]],
     batch = IngestBatch()
     tree = Tree(owner, lookup or (lambda _run_id: None))
     now = time.time()
+    chunks = _end_last(owner, chunks)
     for stream, (frm, data) in chunks.items():
         batch.offsets[stream] = (frm, frm + chunk_span(data))
         try:
@@ -80,6 +81,36 @@ def build_batch(owner: RunRecord, chunks: dict[str, tuple[int, bytes]],
             except Rejected as exc:
                 batch.rejected.append(_rejection(owner, stream, line, exc.reason, now))
     return batch
+
+
+def _end_last(owner: RunRecord, chunks: dict[str, tuple[int, bytes]]
+              ) -> dict[str, tuple[int, bytes]]:
+    """Hold the run's end back while other streams still bring lines: the runner reports the
+    end after the script exited, but a pass reads a bounded amount of each stream, and a reader
+    that saw the end must find everything the script wrote. The runner's stream is cut before
+    its end line, which the next pass (with nothing else new) applies."""
+    ends = [s for s in chunks if s in (f"runner-a{owner.attempt}", f"n0.runner-a{owner.attempt}")]
+    if not ends or not any(data for s, (_, data) in chunks.items() if s not in ends):
+        return chunks
+    out = dict(chunks)
+    for stream in ends:
+        frm, data = chunks[stream]
+        pos = 0
+        for line in data.splitlines(keepends=True):
+            if b'"status"' in line:
+                ev = next(iter_lines(line))[0]
+                if ev and ev.get("type") == "status" and ev.get("run_id", owner.id) == owner.id \
+                        and ev.get("status") in _ENDS:
+                    if pos:
+                        out[stream] = (frm, data[:pos])
+                    else:
+                        del out[stream]
+                    break
+            pos += len(line)
+    return out
+
+
+_ENDS = frozenset(s.value for s in RunStatus if s.terminal)
 
 
 def _rejection(owner: RunRecord, stream: str, line: bytes, reason: str,
