@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL, make_url
 
 TESTS_DIR = Path(__file__).resolve().parent
 PG_SCRIPT = TESTS_DIR.parent / "scripts" / "pg"
-FOLDER_MARKERS = {"unit", "integration", "e2e"}
+FOLDER_MARKERS = {"unit", "integration", "e2e", "faults", "security"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
