@@ -53,6 +53,7 @@ NUL_REPLACEMENT = "\u2400"
 _STREAM = re.compile(r"^(?:n(?P<node>\d{1,4})\.)?(?P<role>runner|agent|script|interactive)"
                      r"(?:-a(?P<attempt>\d{1,6}))?(?P<suffix>-[A-Za-z0-9_-]{1,64})?$", re.ASCII)
 _CHILD_SUFFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", re.ASCII)
+_SCALAR_TYPES = frozenset({int, float, bool, str})
 _METRIC_KINDS = frozenset({"scalar", "list", "row", "table", "json", "image"})
 _TRUSTED_ROLES = frozenset({"runner", "interactive"})
 
@@ -377,22 +378,27 @@ def _check_metrics(ev: dict[str, Any]) -> dict[str, Any]:
         raise Rejected("fields 'steps', 'values' and 'times' must be lists")
     if not len(steps) == len(values) == len(times):
         raise Rejected("fields 'steps', 'values' and 'times' must have the same length")
-    for s in steps:
-        if type(s) is not int or not _INT64_MIN <= s <= _INT64_MAX:
-            raise Rejected(f"metric steps must be 64-bit integers, got {s!r:.40}")
-    for t in times:
-        if not _number(t):
-            raise Rejected(f"metric times must be finite numbers, got {t!r:.40}")
-    if kind == "scalar":
-        for v in values:
-            if not isinstance(v, (int, float, str)):
-                raise Rejected(f"scalar metric values must be numbers, booleans or strings, "
-                               f"got {type(v).__name__}")
-            if type(v) is int and not _INT64_MIN <= v <= _INT64_MAX:
-                raise Rejected(f"scalar metric value {v!r:.40} does not fit 64 bits")
-        if any(isinstance(v, str) and "\x00" in v for v in values):
-            values = [clean_text(v, MAX_VALUE_CHARS) if isinstance(v, str) else v
-                      for v in values]
+    # column checks at C speed (a batch can hold a million values)
+    if steps and (set(map(type, steps)) != {int} or min(steps) < _INT64_MIN
+                  or max(steps) > _INT64_MAX):
+        bad = next(x for x in steps if type(x) is not int or not _INT64_MIN <= x <= _INT64_MAX)
+        raise Rejected(f"metric steps must be 64-bit integers, got {bad!r:.40}")
+    if times and (not set(map(type, times)) <= {int, float}
+                  or not all(map(math.isfinite, times))):
+        bad = next(x for x in times if not _number(x))
+        raise Rejected(f"metric times must be finite numbers, got {bad!r:.40}")
+    if kind == "scalar" and values:
+        types = set(map(type, values))
+        if not types <= _SCALAR_TYPES:
+            bad = next(x for x in values if type(x) not in _SCALAR_TYPES)
+            raise Rejected(f"scalar metric values must be numbers, booleans or strings, "
+                           f"got {type(bad).__name__}")
+        if int in types:
+            ints = [v for v in values if type(v) is int]
+            if min(ints) < _INT64_MIN or max(ints) > _INT64_MAX:
+                raise Rejected("a scalar metric value does not fit 64 bits")
+        if str in types and any("\x00" in v for v in values if type(v) is str):
+            values = [clean_text(v, MAX_VALUE_CHARS) if type(v) is str else v for v in values]
     return {"name": name, "kind": kind, "steps": steps, "values": values, "times": times}
 
 
