@@ -13,17 +13,7 @@ import pytest
 from runyard import Experiment, Run, ScriptRunConfig, Workspace
 from runyard.errors import InvalidParameter
 from runyard.services.runs.reconciler import reconcile
-from support import set_config
-
-
-def _wait(run: Run, wanted: set[str], timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = run.get_status()
-        if status in wanted:
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"{run.id} stayed {run.get_status()}, wanted {wanted}")
+from support import set_config, wait_for
 
 
 def _lost_run(tmp_path: Path, grace: float) -> tuple[Workspace, Run, int]:
@@ -35,10 +25,10 @@ def _lost_run(tmp_path: Path, grace: float) -> tuple[Workspace, Run, int]:
     src.mkdir(exist_ok=True)
     (src / "sleep.py").write_text("import time\ntime.sleep(600)\n")
     run = Experiment(ws, "nr").submit(ScriptRunConfig(str(src), "sleep.py"))
-    _wait(run, {"Running"})
+    wait_for(lambda: run.get_status() == "Running", 30, "the run to start")
     script_pid = int((ws.context.run_dir(run.id) / "script.pid").read_text())
     os.kill(run._record.handle["pid"], signal.SIGKILL)  # type: ignore[index]
-    assert _wait(run, {"NotResponding"}) == "NotResponding"
+    wait_for(lambda: run.get_status() == "NotResponding", 30, "NotResponding")
     return ws, run, script_pid
 
 

@@ -11,13 +11,13 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import support
 from runyard import Workspace
 from runyard.entities import RunStatus
 from runyard.services.runs.reconciler import leader_running
@@ -28,14 +28,7 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def wait_for(what: Callable[[], Any], timeout: float, message: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = what()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(0.25)
+    return support.wait_for(what, timeout, message, interval=0.25)
 
 
 def submit_and_exit(ws: Workspace, src: Path, run_config_code: str = "") -> str:
