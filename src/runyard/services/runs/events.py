@@ -368,6 +368,18 @@ def _clean_error(error: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _finite_numbers(column: list[Any]) -> bool:
+    """Whether every item of a decoded JSON list is a finite number: ``sum`` takes only numbers
+    (a string, None, a list or an object raise), and a finite sum means no inf or NaN; the
+    item-by-item check runs only when the sum overflowed."""
+    try:
+        if math.isfinite(sum(column)):
+            return True
+    except TypeError:
+        return False
+    return all(_number(x) for x in column)
+
+
 def _check_metrics(ev: dict[str, Any]) -> dict[str, Any]:
     name = _name(ev.get("name"), "the metric name")
     kind = ev.get("kind", "scalar")
@@ -383,12 +395,13 @@ def _check_metrics(ev: dict[str, Any]) -> dict[str, Any]:
                   or max(steps) > _INT64_MAX):
         bad = next(x for x in steps if type(x) is not int or not _INT64_MIN <= x <= _INT64_MAX)
         raise Rejected(f"metric steps must be 64-bit integers, got {bad!r:.40}")
-    if times and (not set(map(type, times)) <= {int, float}
-                  or not all(map(math.isfinite, times))):
+    if times and not _finite_numbers(times):
         bad = next(x for x in times if not _number(x))
         raise Rejected(f"metric times must be finite numbers, got {bad!r:.40}")
+    numeric = False
     if kind == "scalar" and values:
         types = set(map(type, values))
+        numeric = types <= {int, float}
         if not types <= _SCALAR_TYPES:
             bad = next(x for x in values if type(x) not in _SCALAR_TYPES)
             raise Rejected(f"scalar metric values must be numbers, booleans or strings, "
@@ -399,7 +412,8 @@ def _check_metrics(ev: dict[str, Any]) -> dict[str, Any]:
                 raise Rejected("a scalar metric value does not fit 64 bits")
         if str in types and any("\x00" in v for v in values if type(v) is str):
             values = [clean_text(v, MAX_VALUE_CHARS) if type(v) is str else v for v in values]
-    return {"name": name, "kind": kind, "steps": steps, "values": values, "times": times}
+    return {"name": name, "kind": kind, "steps": steps, "values": values, "times": times,
+            "numeric": numeric}
 
 
 def _check_files(ev: dict[str, Any]) -> list[tuple[str, int]]:

@@ -42,7 +42,10 @@ def metric_series(run_id: str, ev: dict[str, Any]) -> MetricSeries | None:
         return None
     kind = str(ev.get("kind", "scalar"))
     n = len(values)
-    if kind == "scalar" and all(type(v) is float or type(v) is int for v in values):
+    numeric = ev.get("numeric")  # checked events say (their check saw every type)
+    if numeric is None:
+        numeric = all(type(v) is float or type(v) is int for v in values)
+    if kind == "scalar" and numeric:
         return MetricSeries(run_id, str(ev.get("name")), kind, steps, values, [None] * n, times)
     nums: list[float | None] = []
     texts: list[str | None] = []
