@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from sshhost import SSHHost, missing_tools, start_host, stop_host  # noqa: E402
+from sshhost import SSHHost  # noqa: E402
 
 from runyard import Experiment, Run, ScriptRunConfig, Workspace  # noqa: E402
-from runyard.compute.remote.ssh.connection import POOL  # noqa: E402
 from runyard.computetarget import ComputeTarget, RemoteCompute  # noqa: E402
 from runyard.runtime import procmarks  # noqa: E402
 from support import wait_for  # noqa: E402
@@ -41,21 +40,6 @@ SCRIPT = f"""
     run.tag("ended", "yes")
     print("finished", flush=True)
 """
-
-
-@pytest.fixture(scope="module")
-def host() -> Iterator[SSHHost]:
-    lacking = missing_tools()
-    if lacking:
-        pytest.fail(f"the remote resume tests need {', '.join(lacking)} (scripts/test "
-                    "installs openssh-server, iproute2 and openssl; run as root)",
-                    pytrace=False)
-    h = start_host()
-    try:
-        yield h
-    finally:
-        POOL.close_all()
-        stop_host(h)
 
 
 @pytest.fixture

@@ -216,7 +216,6 @@ def _record_intent(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.utime(path)
 
 
 def dispatch(ctx: WorkspaceContext, target: ComputeKind, run_id: str, *,
