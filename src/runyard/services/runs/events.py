@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from runyard.entities import RunRecord, RunStatus
+from runyard.naming import MAX_KEY_CHARS, MAX_VALUE_CHARS
 from runyard.runtime.clusteragent import node_run_id
 
-#: Longest metric, tag and property name kept whole.
-MAX_NAME_CHARS = 255
-#: Longest tag or property value kept whole.
-MAX_VALUE_CHARS = 4096
+#: Longest metric, tag and property name, and tag or property value, kept whole (the same caps
+#: the workspace side enforces, ``runyard.naming``).
+MAX_NAME_CHARS = MAX_KEY_CHARS
 #: Longest status cause kept whole.
 MAX_CAUSE_CHARS = 1024
 #: Longest error text (message, traceback) kept whole.
