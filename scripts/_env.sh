@@ -113,3 +113,50 @@ runyard_torch() {
         || return 1
     _ry_log "torch installed in $(_ry_since "$t0")"
 }
+
+# Installs /usr/bin/python3.9 (Debian bullseye's) when it is missing: the oldest Python that
+# installs here, on which tests/integration/test_old_python.py runs the runtime. Idempotent and
+# best effort (returns non-zero with a message). Bullseye's source is added only for this
+# install, with pin priority 100 so no bookworm package is ever replaced (checked with
+# `apt-get -s` first: the install must only add packages), then removed again.
+runyard_old_python() {
+    local py=/usr/bin/python3.9 list=/etc/apt/sources.list.d/runyard-bullseye.sources
+    local pin=/etc/apt/preferences.d/runyard-bullseye rc=0 plan
+    [[ -x $py ]] && "$py" -c 'import json, sqlite3, subprocess' 2>/dev/null && return 0
+    if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null 2>&1 \
+            || [[ ! -f /usr/share/keyrings/debian-archive-keyring.gpg ]]; then
+        _ry_log "python3.9 is missing and cannot be installed here (needs root on Debian)"
+        return 1
+    fi
+    # the same Debian mirror this machine's apt already uses, with bullseye's suite
+    local mirror
+    mirror=$(sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null \
+        | grep -v -- '-security' | head -n 1)
+    [[ -n $mirror ]] || mirror=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' \
+        /etc/apt/sources.list 2>/dev/null)
+    if [[ -z $mirror ]]; then
+        _ry_log "python3.9 is missing and no Debian mirror is configured for apt here"
+        return 1
+    fi
+    _ry_log "installing python3.9 from Debian bullseye (for the old-python runtime tests)"
+    printf '%s\n' "Types: deb" "URIs: $mirror" "Suites: bullseye" \
+        "Components: main" "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" >"$list"
+    printf '%s\n' "Package: *" "Pin: release n=bullseye" "Pin-Priority: 100" >"$pin"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get update -q >&2; then
+        rc=1
+    elif ! plan=$(apt-get -s install -y -t bullseye --no-install-recommends python3.9 2>&1); then
+        _ry_log "apt-get cannot plan the python3.9 install: $(tail -n 1 <<<"$plan")"
+        rc=1
+    elif grep -qE '^(Remv|Inst [^ ]+ \[)' <<<"$plan"; then
+        _ry_log "installing python3.9 would replace or remove installed packages; not done"
+        rc=1
+    else
+        apt-get install -y -q -t bullseye --no-install-recommends python3.9 >&2 || rc=1
+    fi
+    rm -f "$list" "$pin"
+    apt-get update -q >/dev/null 2>&1 || true
+    _RY_APT_UPDATED=1
+    ((rc == 0)) && "$py" -V >&2
+    return "$rc"
+}

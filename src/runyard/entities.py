@@ -7,8 +7,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-class RunStatus(enum.StrEnum):
-    """Run lifecycle states (Azure ML v1 names)."""
+class RunStatus(str, enum.Enum):
+    """Run lifecycle states (Azure ML v1 names).
+
+    Behaves like ``enum.StrEnum`` (Python >= 3.11), spelled so the runtime bundle imports on
+    Python 3.8: ``str()`` and ``format()`` give the value.
+    """
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, format_spec: str) -> str:
+        return str.__format__(self, format_spec)
 
     NOT_STARTED = "NotStarted"
     QUEUED = "Queued"

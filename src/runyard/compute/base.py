@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from runyard.errors import RunyardError
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from typing_extensions import Self  # typing.Self needs Python 3.11
 
     from runyard.compute.config import ComputeConfiguration
     from runyard.context import WorkspaceContext

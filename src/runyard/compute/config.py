@@ -9,11 +9,14 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from runyard.compute.vmsizes import check_int
 from runyard.errors import ComputeTargetInvalid
 from runyard.secrets import Secret
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self needs Python 3.11
 
 __all__ = ["ComputeConfiguration", "LocalProvisioningConfiguration", "check_compute_name",
            "check_int"]

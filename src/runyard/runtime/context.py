@@ -402,8 +402,12 @@ class LiveRun(_TrackingMixin):
         self._tracker.writer.emit("files", run_id=self.id, files=[[artifact, dest.stat().st_size]])
 
     def upload_files(self, names: Iterable[str], paths: Iterable[str]) -> None:
-        """Upload several files."""
-        for n, p in zip(names, paths, strict=True):
+        """Upload several files (``names`` and ``paths`` must have the same length)."""
+        names, paths = list(names), list(paths)
+        if len(names) != len(paths):
+            raise TrackingError(f"names/paths: {len(names)} names for {len(paths)} paths; "
+                                "give one name per path")
+        for n, p in zip(names, paths):  # noqa: B905 (strict= needs 3.10; runtime: 3.8)
             self.upload_file(n, p)
 
     def upload_folder(self, name: str, path: str | os.PathLike[str]) -> None:
@@ -444,7 +448,7 @@ class LiveRun(_TrackingMixin):
         values = list(tag_values) if tag_values is not None else None
         children = [self.child_run() for _ in range(_child_count(count, values))]
         if tag_key and values:
-            for c, v in zip(children, values, strict=False):
+            for c, v in zip(children, values):  # noqa: B905 (runtime: Python 3.8)
                 c.tag(tag_key, v)
         return children
 

@@ -2,10 +2,10 @@
 
 Attach checks the host before anything is stored: it connects (the host key is verified before a
 credential is sent, see :mod:`runyard.compute.remote.ssh.hostkeys`), then checks the OS, a
-usable python (>= 3.10) and the free disk under the target's folder on the host (``workdir``,
-``~/.runyard`` by default). The host key, the python and the absolute folder are recorded in the
-configuration; password, private key (read from ``private_key_file`` at attach) and passphrase
-go to the encrypted secrets table.
+usable python (>= 3.8 and able to import the runtime bundle) and the free disk under the
+target's folder on the host (``workdir``, ``~/.runyard`` by default). The host key, the python
+and the absolute folder are recorded in the configuration; password, private key (read from
+``private_key_file`` at attach) and passphrase go to the encrypted secrets table.
 
 A run: the code travels by content (only blobs the host lacks), the runner starts detached on the
 host (own session, output to files, see :mod:`runyard.compute.remote.ssh.hostagent`) and builds a

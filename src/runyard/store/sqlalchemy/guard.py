@@ -17,7 +17,6 @@ import errno
 import fcntl
 import os
 import shutil
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -31,12 +30,14 @@ from runyard.errors import DatabaseBusy, DatabaseMissing, DiskFull, RunyardError
 #: The workspace config key that sets how long a store waits for a busy database (seconds).
 BUSY_TIMEOUT_KEY = "database_busy_timeout_seconds"
 
-_SQLITE_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
-_SQLITE_FULL = sqlite3.SQLITE_FULL
-_SQLITE_IOERR = sqlite3.SQLITE_IOERR
-_SQLITE_CANTOPEN = sqlite3.SQLITE_CANTOPEN
-_SQLITE_NOTADB = sqlite3.SQLITE_NOTADB
-_SQLITE_READONLY = sqlite3.SQLITE_READONLY
+# SQLite's primary result codes (fixed by its C API; ``sqlite3.SQLITE_BUSY`` and friends and
+# the exceptions' ``sqlite_errorcode`` exist only on Python >= 3.11: older ones match the text).
+_SQLITE_BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
+_SQLITE_FULL = 13
+_SQLITE_IOERR = 10
+_SQLITE_CANTOPEN = 14
+_SQLITE_NOTADB = 26
+_SQLITE_READONLY = 8
 _PG_DISK_FULL = "53100"
 _PG_LOCK_TIMEOUT = "55P03"
 
@@ -205,7 +206,7 @@ def translate(exc: DBAPIError, label: str, file: DatabaseFile | None,
     if code == _SQLITE_NOTADB or "file is not a database" in text:
         return DatabaseMissing(f"{label} is not a runyard database (replaced or damaged?): "
                                "restore it from a backup", details={"database": label})
-    if code == _SQLITE_READONLY:
+    if code == _SQLITE_READONLY or "readonly database" in text:
         return WorkspaceError(f"the workspace database {label} is read-only: check the "
                               "permissions of the file and of its folder",
                               details={"database": label})

@@ -15,10 +15,43 @@ import paramiko
 
 from runyard.compute.remote.ssh.connection import Connection
 from runyard.errors import ComputeTargetError, ComputeTargetInvalid
+from runyard.runtime.bundle import bundle_files
 
 AGENT_SOURCE_PATH = Path(__file__).resolve().parent / "hostagent.py"
-#: Oldest python the runtime bundle runs on (it uses ``zip(strict=...)``).
-MIN_PYTHON = (3, 10)
+#: Oldest python the runtime bundle and this agent run on (``scripts/pyfloor`` enforces it).
+MIN_PYTHON = (3, 8)
+#: A constant program (never built from input) run by a candidate python at attach: it reads
+#: the runtime bundle as JSON ``{path: text}`` on stdin, lays it out in a temporary folder,
+#: imports every module in it and answers ``{"ok": true}`` or ``{"ok": false, "error": ...}``.
+#: Written for any python 3 so that an old one answers instead of failing to parse it.
+_IMPORT_CHECK = """\
+import importlib, json, os, shutil, sys, tempfile
+sys.dont_write_bytecode = True
+files = json.loads(sys.stdin.read())
+top = tempfile.mkdtemp(prefix="runyard-check-")
+answer = {"ok": True}
+try:
+    for rel, text in files.items():
+        path = os.path.join(top, *rel.split("/"))
+        if not os.path.isdir(os.path.dirname(path)):
+            os.makedirs(os.path.dirname(path))
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    sys.path.insert(0, top)
+    for rel in sorted(files):
+        name = rel[:-3].replace("/", ".")
+        if name.endswith(".__init__"):
+            name = name[:-9]
+        try:
+            importlib.import_module(name)
+        except BaseException as exc:
+            answer = {"ok": False, "module": name,
+                      "error": "%s: %s" % (type(exc).__name__, exc)}
+            break
+finally:
+    shutil.rmtree(top, ignore_errors=True)
+sys.stdout.write(json.dumps(answer) + "\\n")
+"""
 #: Shell snippet (a constant, never built from input) that lists python candidates.
 _FIND_PYTHON = 'for p in python3 python; do command -v "$p"; done; echo "PATH=$PATH"'
 
@@ -26,6 +59,13 @@ _FIND_PYTHON = 'for p in python3 python; do command -v "$p"; done; echo "PATH=$P
 @cache
 def agent_source() -> bytes:
     return AGENT_SOURCE_PATH.read_bytes()
+
+
+@cache
+def bundle_texts() -> bytes:
+    """The runtime bundle as the JSON ``{path: text}`` the attach import check reads."""
+    files = {rel: src.read_text(encoding="utf-8") for rel, src in bundle_files()}
+    return json.dumps(files).encode()
 
 
 def agent_path(root: str) -> str:
@@ -100,7 +140,11 @@ def _answer(conn: Connection, command: str, code: int, out: bytes,
 
 
 def probe(conn: Connection, python: str | None, workdir: str) -> dict[str, Any]:
-    """Find a usable python (>= 3.10) and inspect the host; errors name what is wrong."""
+    """Find a usable python and inspect the host; errors name what is wrong.
+
+    Usable: python >= 3.8 that runs the agent's probe and imports every module of the runtime
+    bundle (sent over stdin into a temporary folder, removed afterwards).
+    """
     where = conn.settings.address
     if python:
         candidates = [python]
@@ -121,13 +165,33 @@ def probe(conn: Connection, python: str | None, workdir: str) -> dict[str, Any]:
             problems.append(f"{cand}: does not run ({msg[0]})")
             continue
         version = tuple(info.get("python_version") or ())
+        shown = ".".join(map(str, version))
         if version < MIN_PYTHON:
-            problems.append(f"{cand}: python {'.'.join(map(str, version))} is too old")
+            problems.append(f"{cand}: python {shown} is too old")
+            continue
+        broken = _import_check(conn, cand)
+        if broken:
+            problems.append(f"{cand}: python {shown} cannot run runyard's runtime ({broken})")
             continue
         info["python"] = cand if cand.startswith("/") else info.get("python", cand)
         return info
     detail = "; ".join(problems) if problems else "not found"
     raise ComputeTargetInvalid(
         "python", f"no usable python on {where}: looked for {searched}: {detail}. runyard "
-        f"needs python >= {'.'.join(map(str, MIN_PYTHON))} on the host: install python3 "
-        "there or set python='/path/to/python3' in the attach configuration")
+        f"needs python >= {'.'.join(map(str, MIN_PYTHON))} on the host that can import its "
+        "runtime (standard library only): install python3 there or set "
+        "python='/path/to/python3' in the attach configuration")
+
+
+def _import_check(conn: Connection, python: str) -> str | None:
+    """None when ``python`` on the host imports the whole runtime bundle, else why not."""
+    code, out, err = conn.exec([python, "-c", _IMPORT_CHECK], bundle_texts(), timeout=60)
+    try:
+        answer: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        tail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {code}"]
+        return f"the import check failed: {tail[0]}"
+    if answer.get("ok") is True:
+        return None
+    # the host is not trusted: what it answers is shown, cut to a readable length
+    return f"importing {str(answer.get('module'))[:100]} fails: {str(answer.get('error'))[:300]}"

@@ -1,4 +1,4 @@
-"""runyard's helper on an SSH host: standard library only, run by the host's python (>= 3.10).
+"""runyard's helper on an SSH host: standard library only, run by the host's python (>= 3.8).
 
 The ``remote`` compute target runs it over SSH as ``PYTHON hostagent.py COMMAND [ARG...]``, one
 short process per request. The request is one JSON line on stdin (``start`` follows it with the
