@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from runyard.compute.base import Capabilities, TargetStatus
@@ -17,6 +18,7 @@ from runyard.compute.cluster.config import ClusterProvisioningConfiguration
 from runyard.compute.config import ComputeConfiguration, LocalProvisioningConfiguration
 from runyard.compute.remote.config import RemoteAttachConfiguration
 from runyard.compute.vmsizes import supported_vmsizes
+from runyard.errors import InvalidParameter
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -26,9 +28,61 @@ if TYPE_CHECKING:
     from runyard.sdktypes import WorkspaceLike as Workspace
     from runyard.secrets import Secret
 
-__all__ = ["ClusterCompute", "ComputeTarget", "LocalTarget", "RemoteCompute"]
+__all__ = ["ClusterCompute", "ComputeTarget", "ComputeTargetStatus", "LocalTarget",
+           "RemoteCompute"]
 
 TERMINAL_STATES = ("Succeeded", "Failed", "Canceled")
+
+
+def progress_line(name: str, st: TargetStatus) -> str:
+    """One line of a target's state for people: ``cpu-cluster: Succeeded, nodes 1 -> 2
+    (idle 1, preparing 1)`` (node states that are not zero; clusters only)."""
+    line = f"{name}: {st.provisioning_state}"
+    if st.allocation_state:
+        counts = ", ".join(f"{k} {v}" for k, v in st.node_state_counts.items() if v)
+        nodes = (f"nodes {st.current_node_count}" if st.current_node_count ==
+                 st.target_node_count else
+                 f"nodes {st.current_node_count} -> {st.target_node_count}")
+        line += f", {nodes}" + (f" ({counts})" if counts else "")
+    return line
+
+
+def print_progress(name: str, st: TargetStatus, last: str, out: Any = None) -> str:
+    """Print ``progress_line`` when it differs from ``last``; returns the line."""
+    line = progress_line(name, st)
+    if line != last:
+        print(line, file=out or sys.stdout, flush=True)
+    return line
+
+
+_NODE_STATES = ("preparing", "running", "idle", "unusable", "leaving", "preempted")
+
+
+@dataclass
+class ComputeTargetStatus(TargetStatus):
+    """A target's status as ``get_status()`` returns it: runyard's :class:`TargetStatus`
+    plus Azure ML v1's ``AmlComputeStatus`` view (``serialize()``, ``vm_size``, ...)."""
+
+    vm_size: str | None = None
+    vm_priority: str | None = None
+    scale_settings: dict[str, Any] = field(default_factory=dict)
+
+    def serialize(self) -> dict[str, Any]:
+        """v1's camelCase dict: ``provisioningState``, ``errors``, ``allocationState``
+        (``Steady``/``Resizing``, clusters), ``currentNodeCount``, ``targetNodeCount``,
+        ``nodeStateCounts`` (``idleNodeCount``, ``runningNodeCount``, ...), ``vmSize``,
+        ``vmPriority``, ``scaleSettings``."""
+        counts = self.node_state_counts
+        return {
+            "provisioningState": self.provisioning_state,
+            "errors": list(self.errors) or None,
+            "allocationState": self.allocation_state.capitalize() or None,
+            "currentNodeCount": self.current_node_count,
+            "targetNodeCount": self.target_node_count,
+            "nodeStateCounts": {f"{k}NodeCount": int(counts.get(k, 0)) for k in _NODE_STATES},
+            "vmSize": self.vm_size, "vmPriority": self.vm_priority,
+            "scaleSettings": dict(self.scale_settings) or None,
+        }
 
 
 class ComputeTarget:
@@ -114,26 +168,56 @@ class ComputeTarget:
         """Provisioning state, errors and (for clusters) node counts."""
         return self.workspace.client.compute_status(self.name)
 
-    def get_status(self) -> TargetStatus:
-        """Provisioning state, errors and (for clusters) node counts."""
-        return self.status()
+    def get_status(self) -> ComputeTargetStatus:
+        """Provisioning state, errors and (for clusters) node counts; ``serialize()`` gives
+        Azure ML v1's camelCase dict."""
+        st = self.status()
+        cfg = self.config
+        scale: dict[str, Any] = {}
+        if "max_nodes" in cfg:
+            scale = {"minNodeCount": cfg.get("min_nodes", 0), "maxNodeCount": cfg["max_nodes"],
+                     "nodeIdleTimeBeforeScaleDown":
+                         f"PT{int(cfg.get('idle_seconds_before_scaledown') or 0)}S"}
+        return ComputeTargetStatus(
+            st.provisioning_state, list(st.errors), dict(st.node_state_counts),
+            current_node_count=st.current_node_count, target_node_count=st.target_node_count,
+            allocation_state=st.allocation_state, vm_size=cfg.get("vm_size"),
+            vm_priority=cfg.get("vm_priority"), scale_settings=scale)
 
-    def wait_for_completion(self, show_output: bool = False, timeout: float | None = None,
-                            timeout_in_minutes: float | None = None,
-                            is_delete_operation: bool = False) -> TargetStatus:
-        """Wait until provisioning ends (Succeeded or Failed); print progress if asked."""
+    def _min_nodes_default(self) -> int | None:
+        """The node count ``wait_for_completion`` waits for when none is given: a cluster's
+        ``min_nodes``; None (no node wait) for targets without nodes."""
+        return None
+
+    def wait_for_completion(self, show_output: bool = False, min_node_count: int | None = None,
+                            timeout_in_minutes: float | None = 20,
+                            is_delete_operation: bool = False,
+                            timeout: float | None = None) -> TargetStatus:
+        """Wait until provisioning ends and, on a cluster, until ``min_node_count`` nodes are
+        up (default: its ``min_nodes``), as Azure ML v1's ``AmlCompute.wait_for_completion``.
+
+        Returns the last status, without raising, when provisioning ended Failed or Canceled,
+        errors were reported, the nodes are up, or ``timeout_in_minutes`` (default 20;
+        ``timeout``: seconds, wins) passed. Prints progress with ``show_output``.
+        """
+        if min_node_count is not None and (not isinstance(min_node_count, int)
+                                           or isinstance(min_node_count, bool)
+                                           or min_node_count < 0):
+            raise InvalidParameter("min_node_count", f"must be a whole number of nodes (0 or "
+                                   f"more), got {min_node_count!r}")
         limit = timeout if timeout is not None else (
             timeout_in_minutes * 60 if timeout_in_minutes is not None else 20 * 60)
         deadline = time.monotonic() + limit
+        want = min_node_count if min_node_count is not None else self._min_nodes_default()
         last = ""
         while True:
             st = self.status()
-            if show_output and st.provisioning_state != last:
-                counts = ", ".join(f"{k}={v}" for k, v in st.node_state_counts.items())
-                print(f"{self.name}: {st.provisioning_state}"
-                      + (f" ({counts})" if counts else ""), file=sys.stdout, flush=True)
-                last = st.provisioning_state
-            if st.provisioning_state in TERMINAL_STATES:
+            if show_output:
+                last = print_progress(self.name, st, last)
+            state = st.provisioning_state
+            if state in TERMINAL_STATES and (
+                    state != "Succeeded" or st.errors or want is None
+                    or st.current_node_count >= want):
                 if show_output and st.errors:
                     print("errors: " + "; ".join(st.errors), flush=True)
                 return st
@@ -210,6 +294,9 @@ class ClusterCompute(ComputeTarget):
     def provisioning_configuration(**kwargs: Any) -> ClusterProvisioningConfiguration:
         """Validate and return a cluster configuration (see its fields)."""
         return ClusterProvisioningConfiguration.build(**kwargs)
+
+    def _min_nodes_default(self) -> int | None:
+        return int(self.config.get("min_nodes") or 0)
 
     @staticmethod
     def supported_vmsizes(workspace: Any = None, location: str | None = None

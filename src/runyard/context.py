@@ -98,6 +98,16 @@ class WorkspaceContext:
                    or settings.default_max_concurrent_runs())
 
     @property
+    def keep_run_folders(self) -> bool:
+        """Whether a run's working copy of the code stays after the run ended (config key
+        ``keep_run_folders``, for debugging; default False: it is removed once the run's
+        outputs and logs are collected, the snapshot stays in the store)."""
+        value = self.config.get("keep_run_folders", False)
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
+
+    @property
     def snapshot_limits(self) -> tuple[int, int]:
         """(max bytes, max files) of a snapshot."""
         return (int(self.config.get("snapshot_max_bytes", settings.SNAPSHOT_MAX_BYTES)),

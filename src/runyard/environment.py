@@ -201,12 +201,16 @@ class Environment:
     @classmethod
     def get(cls, workspace: _Workspace, name: str,
             version: str | int | None = None) -> Environment:
-        """A registered environment (the latest version unless ``version`` is given)."""
+        """A registered environment (the latest version unless ``version`` is given), or a
+        curated one by its v1 name (``"AzureML-Minimal"``; see
+        :mod:`runyard.environments.curated`). An unknown name raises ``NotFound`` naming the
+        closest known names."""
         return cls._from_record(workspace.client.get_environment(name, version))
 
     @classmethod
     def list(cls, workspace: _Workspace) -> dict[str, Environment]:
-        """The latest version of every registered environment, by name."""
+        """The latest version of every registered environment, by name, and the read-only
+        curated ones (``AzureML-...``)."""
         return {rec.name: cls._from_record(rec)
                 for rec in workspace.client.list_environments()}
 

@@ -48,7 +48,92 @@ from typing import Any, ClassVar
 _REGISTRY: dict[str, type[RunyardError]] = {}
 
 
-class RunyardError(Exception):
+# -- Azure ML v1's exception classes (``azureml.exceptions``) --------------------------------------
+# Defined here, at the root, so that runyard's errors can subclass them: a ported v1 script's
+# ``except UserErrorException`` / ``except ComputeTargetException`` clauses catch runyard's errors.
+# They are not runyard errors themselves (no error code, never raised by runyard directly).
+
+
+class AzureMLException(Exception):
+    """Root of Azure ML v1's exceptions; every :class:`RunyardError` is one."""
+
+    def __init__(self, exception_message: str = "", *args: Any, **kwargs: Any) -> None:
+        super().__init__(exception_message, *args)
+        self.message = exception_message
+
+
+class UserErrorException(AzureMLException):
+    """v1: the caller passed something wrong (runyard: bad values, missing or unsupported)."""
+
+
+class ActivityFailedException(AzureMLException):
+    """v1: a run ended Failed (runyard: :class:`RunFailed`)."""
+
+
+class AuthenticationException(AzureMLException):
+    """v1: authentication failed (runyard has no Azure login; kept for ``except`` clauses)."""
+
+
+class ComputeTargetException(AzureMLException):
+    """v1: a compute-target operation failed (runyard: :class:`ComputeTargetError`,
+    :class:`TargetUnavailable`)."""
+
+
+class DatasetException(AzureMLException):
+    """v1: a dataset operation failed."""
+
+
+class DiscoveryUrlNotFoundException(AzureMLException):
+    """v1: the service discovery URL was not found (never raised by runyard)."""
+
+
+class ExperimentExecutionException(AzureMLException):
+    """v1: submitting or following a run failed."""
+
+
+class ModelNotFoundException(AzureMLException):
+    """v1: no model of that name or version."""
+
+
+class ModelPathNotFoundException(AzureMLException):
+    """v1: a model path does not exist."""
+
+
+class ProjectSystemException(AzureMLException):
+    """v1: the project folder or its configuration cannot be used."""
+
+
+class RunConfigurationException(AzureMLException):
+    """v1: a run configuration is wrong."""
+
+
+class SnapshotException(AzureMLException):
+    """v1: the code snapshot failed (runyard: :class:`SnapshotTooLarge`)."""
+
+
+class TrainingException(AzureMLException):
+    """v1: a training (estimator) error."""
+
+
+class WebserviceException(AzureMLException):
+    """v1: a model deployment error."""
+
+
+class WorkspaceException(AzureMLException):
+    """v1: the workspace cannot be created or opened (runyard: :class:`WorkspaceError`)."""
+
+
+#: The names ``azureml.exceptions`` exports (``runyard.compat.azureml.exceptions``).
+AZUREML_EXCEPTIONS = (
+    "AzureMLException", "ActivityFailedException", "AuthenticationException",
+    "ComputeTargetException", "DatasetException", "DiscoveryUrlNotFoundException",
+    "ExperimentExecutionException", "ModelNotFoundException", "ModelPathNotFoundException",
+    "ProjectSystemException", "RunConfigurationException", "SnapshotException",
+    "TrainingException", "UserErrorException", "WebserviceException", "WorkspaceException",
+)
+
+
+class RunyardError(AzureMLException):
     """Root of every error raised by runyard."""
 
     error_code: ClassVar[str] = "RunyardError"
@@ -139,7 +224,7 @@ def http_status_of(exc_or_cls: BaseException | type[BaseException]) -> int:
 _register(RunyardError)
 
 
-class InvalidParameter(RunyardError):
+class InvalidParameter(RunyardError, UserErrorException):
     """A user-supplied value is wrong; the message names the field and the fix."""
 
     error_code = "InvalidParameter"
@@ -151,21 +236,21 @@ class InvalidParameter(RunyardError):
         self.field = field
 
 
-class NotFound(RunyardError):
+class NotFound(RunyardError, UserErrorException):
     """A named object (workspace, experiment, run, file, target) does not exist."""
 
     error_code = "NotFound"
     http_status = 404
 
 
-class AlreadyExists(RunyardError):
+class AlreadyExists(RunyardError, UserErrorException):
     """An object with that name already exists."""
 
     error_code = "AlreadyExists"
     http_status = 409
 
 
-class NotSupported(RunyardError):
+class NotSupported(RunyardError, UserErrorException):
     """The request is valid but this kind, target or build cannot do it (the reason says why).
 
     HTTP 422 (Unprocessable Content): the request is well formed and its values are valid (a
@@ -180,28 +265,28 @@ class NotSupported(RunyardError):
     http_status = 422
 
 
-class TargetUnavailable(RunyardError):
+class TargetUnavailable(RunyardError, ComputeTargetException):
     """A compute target cannot be reached or used right now."""
 
     error_code = "TargetUnavailable"
     http_status = 503
 
 
-class InvalidTransition(RunyardError):
+class InvalidTransition(RunyardError, UserErrorException):
     """A run-state change was refused (terminal states never change)."""
 
     error_code = "InvalidTransition"
     http_status = 409
 
 
-class SnapshotTooLarge(InvalidParameter):
+class SnapshotTooLarge(InvalidParameter, SnapshotException):
     """The source directory exceeds the snapshot limits (HTTP 413 Content Too Large)."""
 
     error_code = "SnapshotTooLarge"
     http_status = 413
 
 
-class WorkspaceError(RunyardError):
+class WorkspaceError(RunyardError, WorkspaceException):
     """The workspace folder or its database cannot be used."""
 
     error_code = "WorkspaceError"
@@ -240,7 +325,7 @@ class DiskFull(WorkspaceError):
     http_status = 507
 
 
-class RunFailed(RunyardError):
+class RunFailed(RunyardError, ActivityFailedException):
     """A run ended Failed or NotResponding (raised by ``wait_for_completion``).
 
     HTTP 409 (Conflict): everything worked, but the run's state (Failed) conflicts with what the
@@ -251,7 +336,7 @@ class RunFailed(RunyardError):
     http_status = 409
 
 
-class ComputeTargetError(RunyardError):
+class ComputeTargetError(RunyardError, ComputeTargetException):
     """Any error about a compute target (``ComputeTargetException`` in the compat layer)."""
 
     error_code = "ComputeTargetError"

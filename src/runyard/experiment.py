@@ -19,6 +19,17 @@ if TYPE_CHECKING:
     from runyard.sdktypes import WorkspaceLike as Workspace
 
 
+class ViewType:
+    """Which experiments ``Experiment.list`` returns (Azure ML v1's ``view_type``)."""
+
+    ACTIVE_ONLY = "ActiveOnly"
+    ALL = "All"
+    ARCHIVED_ONLY = "ArchivedOnly"
+
+
+_VIEW_TYPES = (ViewType.ACTIVE_ONLY, ViewType.ALL, ViewType.ARCHIVED_ONLY)
+
+
 class Experiment:
     """A named group of runs; constructing one gets or creates it."""
 
@@ -45,10 +56,27 @@ class Experiment:
         return Run._from_record(self, record)
 
     def start_logging(self, *args: Any, snapshot_directory: str | os.PathLike[str] | None = None,
-                      outputs: str | os.PathLike[str] | None = "outputs",
+                      outputs: str | os.PathLike[str] | bool | None = "outputs",
                       display_name: str | None = None, **kwargs: Any) -> Run:
-        """Start an interactive run tracked from this process (use ``with`` to complete it)."""
+        """Start an interactive run tracked from this process (use ``with`` to complete it).
+
+        As in Azure ML v1, the ``outputs`` folder (default ``./outputs``, relative to the
+        current folder; ``None`` or ``False``: none) is created if missing and its files are
+        uploaded to the run as ``outputs/...`` by ``complete()`` (or the end of the ``with``
+        block); ``snapshot_directory`` (default: none) is snapshotted.
+        """
         from runyard.run import Run  # noqa: PLC0415
+
+        if outputs is True:
+            outputs = "outputs"
+        if outputs is False:
+            outputs = None
+        if outputs is not None:
+            try:
+                Path(outputs).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InvalidParameter("outputs", f"cannot create the outputs folder "
+                                       f"{str(outputs)!r}: {exc.strerror or exc}") from exc
 
         record, live = self.workspace.client.start_interactive_run(
             self.name, Path(snapshot_directory) if snapshot_directory is not None else None,
@@ -77,13 +105,43 @@ class Experiment:
             if type is None or rec.run_type == type:
                 yield Run._from_record(self, rec)
 
+    @property
+    def archived(self) -> bool:
+        """Whether the experiment is archived (hidden from ``Experiment.list`` by default)."""
+        return self.workspace.client.get_or_create_experiment(self.name).archived
+
+    def archive(self) -> None:
+        """Archive the experiment: ``Experiment.list`` leaves it out unless asked for
+        archived ones (``view_type=ViewType.ALL`` / ``ARCHIVED_ONLY``); its runs are kept."""
+        self.workspace.client.get_or_create_experiment(self.name)
+        self.workspace.client.set_experiment_archived(self.name, True)
+
+    def reactivate(self, new_name: str | None = None) -> None:
+        """Undo :meth:`archive` (renaming with ``new_name`` is not supported)."""
+        if new_name is not None and new_name != self.name:
+            from runyard.errors import NotSupported  # noqa: PLC0415
+
+            raise NotSupported(f"Experiment.reactivate(new_name={new_name!r}): runyard does "
+                               "not rename experiments; call reactivate() without new_name")
+        self.workspace.client.set_experiment_archived(self.name, False)
+
     @staticmethod
     def list(workspace: Workspace, experiment_name: str | None = None,
+             view_type: str = ViewType.ACTIVE_ONLY, tags: Any = None,
              **_kwargs: Any) -> list[Experiment]:
-        """Experiments of a workspace (optionally only the one named)."""
+        """Experiments of a workspace (optionally only the one named), oldest first.
+
+        ``view_type`` as in Azure ML v1: ``ActiveOnly`` (default; archived ones left out),
+        ``All`` or ``ArchivedOnly``.
+        """
+        if view_type not in _VIEW_TYPES:
+            raise InvalidParameter("view_type", f"{view_type!r} is not one of "
+                                   f"{', '.join(_VIEW_TYPES)}")
         recs = workspace.client.list_experiments()
         return [Experiment(workspace, e.name) for e in recs
-                if experiment_name is None or e.name == experiment_name]
+                if (experiment_name is None or e.name == experiment_name)
+                and (view_type == ViewType.ALL
+                     or e.archived == (view_type == ViewType.ARCHIVED_ONLY))]
 
     def __repr__(self) -> str:
         return f"Experiment(name={self.name!r}, workspace={self.workspace.name!r})"

@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
 
 def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z") if ts else None
+    if not ts:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def metrics_view(rows: Iterable[MetricRow]) -> dict[str, Any]:
@@ -57,6 +59,76 @@ def metrics_view(rows: Iterable[MetricRow]) -> dict[str, Any]:
         else:  # list, table, json: the latest value
             out[name] = vals[-1]
     return out
+
+
+class _StatusFeed:
+    """What ``wait_for_completion(show_output=True)`` says between log lines: each recorded
+    status change with its cause as it happens (``Running: script started (pid 7) on node
+    3f2a1b``; an end with the first line of its error), and, while the run is Queued on a
+    target that has nodes, how the target is getting a node for it (``Queued: waiting for a
+    node, cluster scaling 0 -> 1``)."""
+
+    #: Statuses printed before the log lines read in the same step (the log is empty before
+    #: them); Finalizing and the ends follow those lines.
+    _EARLY = frozenset({"NotStarted", "Queued", "Preparing"})
+    #: Also printed before them, unless an environment build (which logs while Preparing) may
+    #: have ended within those lines, i.e. unless Preparing came in an earlier step.
+    _STARTING = frozenset({"Starting", "Running"})
+    #: Seconds between two looks at the target while the run is Queued.
+    TARGET_EVERY = 1.0
+
+    def __init__(self, run: Run, stream: IO[str]) -> None:
+        self.run = run
+        self.stream = stream
+        self.seen = 0
+        self.pending: list[Any] = []
+        self.last_target = ""
+        self.next_target = 0.0
+
+    def poll(self, record: RunRecord, *, early: bool) -> None:
+        """Print new status events (``early``: those before the log lines of this step)."""
+        early_set = self._EARLY
+        if early:
+            events = self.run.workspace.client.list_events(self.run.id)
+            batch = events[self.seen:]
+            self.pending.extend(batch)
+            self.seen = len(events)
+            if not record.definition.get("environment") or any(
+                    e.status == RunStatus.PREPARING for e in batch):
+                early_set = self._EARLY | self._STARTING
+        while self.pending and not (early and self.pending[0].status.value not in early_set):
+            self._say(self.pending.pop(0), record)
+        if early and record.status == RunStatus.QUEUED:
+            self._target(record)
+
+    def _say(self, event: Any, record: RunRecord) -> None:
+        status, cause = event.status.value, event.cause
+        if status in ("Failed", "NotResponding") and record.status == event.status \
+                and record.error and record.error.get("message"):
+            cause = str(record.error["message"]).strip().splitlines()[0]
+        if event.attempt > 1:
+            status = f"{status} (attempt {event.attempt})"
+        print(f"{status}: {cause}" if cause else status, file=self.stream, flush=True)
+
+    def _target(self, record: RunRecord) -> None:
+        now = time.monotonic()
+        if now < self.next_target or not record.target:
+            return
+        self.next_target = now + self.TARGET_EVERY
+        try:
+            st = self.run.workspace.client.compute_status(record.target)
+        except RunyardError:
+            return
+        if not st.allocation_state:  # a target without nodes (local, remote)
+            return
+        states = ", ".join(f"{k} {v}" for k, v in st.node_state_counts.items() if v)
+        line = f"waiting for a node, cluster {record.target} " + (
+            f"scaling {st.current_node_count} -> {st.target_node_count}"
+            if st.current_node_count != st.target_node_count
+            else f"at {st.current_node_count} nodes") + (f" ({states})" if states else "")
+        if line != self.last_target:
+            self.last_target = line
+            print(f"Queued: {line}", file=self.stream, flush=True)
 
 
 class Run:
@@ -289,6 +361,43 @@ class Run:
                            f"{self.type} run)")
         return Environment.from_dict(data)
 
+    @staticmethod
+    def list(experiment: Experiment, type: str | None = None,  # noqa: A002  (v1's name)
+             tags: Any = None, properties: Any = None, status: str | None = None,
+             include_children: bool = False, _rehydrate_runs: bool = True) -> Iterator[Run]:
+        """v1's ``Run.list``: the runs of ``experiment``, newest first, filtered like
+        ``Experiment.get_runs`` (``status``: one status name)."""
+        runs: Iterator[Run] = experiment.get_runs(  # type: ignore[attr-defined]
+            type=type, tags=tags, properties=properties, include_children=include_children,
+            status=status)
+        return runs
+
+    def get_details_with_logs(self) -> dict[str, Any]:
+        """:meth:`get_details`, with ``logFiles`` a dict of each log file's name to its text."""
+        details = self.get_details()
+        details["logFiles"] = {
+            name: self.workspace.client.read_file(self.id, name).decode("utf-8", "replace")
+            for name in details["logFiles"]}
+        return details
+
+    def get_all_logs(self, destination: str | os.PathLike[str] | None = None
+                     ) -> builtins.list[str]:
+        """Download every log file of the run (``logs/``, ``system_logs/``) into
+        ``destination`` (default: ``./assets/<run id>``, as v1 did), keeping their paths;
+        returns the paths written."""
+        dest = Path(destination) if destination is not None else Path("assets") / self.id
+        out = []
+        for name in self.get_details()["logFiles"]:
+            target = dest / name
+            self.workspace.client.download_file(self.id, name, target)
+            out.append(str(target))
+        return out
+
+    def get_portal_url(self) -> str:
+        """Where to look at the run: with no portal server (none exists yet), a ``file://``
+        link to the run's folder in the workspace."""
+        return self.workspace.run_dir(self.id).resolve().as_uri()
+
     def restore_snapshot(self, snapshot_id: str | None = None, path: str | None = None) -> str:
         """Write the run's code snapshot into ``path`` (default ``./<snapshot id>``)."""
         sid = snapshot_id or self._record.snapshot_id
@@ -317,10 +426,13 @@ class Run:
             print("=" * 40, file=stream, flush=True)
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.01
+        feed = _StatusFeed(self, stream) if show_output else None
         while True:
             record = self._refresh()
-            if show_output:
+            if feed is not None:
+                feed.poll(record, early=True)
                 self._print_new_log(stream)
+                feed.poll(record, early=False)
             if record.status.settled:  # NotResponding: the caller is told; it may resume
                 break
             if deadline is not None and time.monotonic() > deadline:
@@ -329,8 +441,9 @@ class Run:
             time.sleep(delay)
             delay = min(delay * 1.3, 0.5)
         details = self.get_details()
-        if show_output:
+        if feed is not None:
             self._print_new_log(stream)
+            feed.poll(self._record, early=False)
             print("\nExecution Summary", file=stream)
             print("=" * 17, file=stream)
             print(f"RunId: {self.id}", file=stream)
@@ -459,7 +572,7 @@ class Run:
         return self._require_live("child_run").child_run(name, run_id, outputs)
 
     def create_children(self, count: int | None = None, tag_key: str | None = None,
-                        tag_values: Iterable[str] | None = None) -> list[_ctx.LiveRun]:
+                        tag_values: Iterable[str] | None = None) -> builtins.list[_ctx.LiveRun]:
         """Create several children of an interactive run."""
         return self._require_live("create_children").create_children(count, tag_key,
                                                                      tag_values)
@@ -470,16 +583,50 @@ class Run:
             self._live.flush()
             self._refresh()
 
-    def complete(self) -> None:
-        """Finish an interactive run as Completed (its outputs folder is collected first)."""
+    def complete(self, _set_status: bool = True) -> None:
+        """Finish the run as Completed.
+
+        An interactive run collects its outputs folder first. On a submitted run, called from
+        outside its script (as Azure ML v1 allowed), the script is stopped like a cancel and
+        the run recorded Completed. A run that has already ended is refused
+        (``InvalidTransition`` naming its status) and left as it is.
+        """
+        if self._live is None:
+            self._end_from_outside("Completed", "completed by caller (run.complete())")
+            return
         self._end("Completed")
 
-    def fail(self, error_details: Any = None, **_kwargs: Any) -> None:
-        """Finish an interactive run as Failed."""
-        self._end("Failed", {"message": str(error_details or "fail() called")})
+    def fail(self, error_details: Any = None, error_code: str | None = None,
+             _set_status: bool = True, **_kwargs: Any) -> None:
+        """Finish the run as Failed, recording ``error_details`` (a message or an exception)
+        and ``error_code`` as its error.
+
+        Like :meth:`complete`, it also ends a submitted run from outside its script (the
+        script is stopped), and refuses a run that has already ended.
+        """
+        error: dict[str, Any] = {"message": str(error_details or "fail() called")}
+        if isinstance(error_details, BaseException):
+            error["exception_type"] = type(error_details).__name__
+        if error_code is not None:
+            error["code"] = str(error_code)
+        if self._live is None:
+            self._end_from_outside("Failed", "failed by caller (run.fail())", error)
+            return
+        self._end("Failed", error)
+
+    def _end_from_outside(self, status: str, cause: str,
+                          error: dict[str, Any] | None = None) -> None:
+        self._record = self.workspace.client.end_run(self.id, status, cause, error)
 
     def _end(self, status: str, error: dict[str, Any] | None = None) -> None:
         live = self._require_live("complete/fail")
+        if live._finished:
+            from runyard.errors import InvalidTransition  # noqa: PLC0415
+
+            state = self._refresh().status.value
+            raise InvalidTransition(f"run {self.id} has already ended ({state}); it cannot be "
+                                    f"set {status} (its status is unchanged)",
+                                    details={"run_id": self.id, "status": state})
         if self._outputs_dir is not None and self._outputs_dir.is_dir():
             for f in sorted(self._outputs_dir.rglob("*")):
                 if f.is_file():

@@ -347,36 +347,91 @@ class RunConfiguration:
         rc.validate()
         return rc
 
-    @staticmethod
-    def _file(path: str | os.PathLike[str], name: str) -> Path:
-        check_runconfig_name(name)
-        return Path(path) / settings.CONFIG_DIR_NAME / f"{name}.runconfig"
+    #: Folders a named run configuration is looked for in, under the project folder (Azure ML
+    #: v1's two, then runyard's own older place).
+    CONFIG_DIRS = (".azureml", "aml_config", settings.CONFIG_DIR_NAME)
 
-    def save(self, path: str | os.PathLike[str] | None = None, name: str | None = None) -> Path:
-        """Write ``<path>/.runyard/<name>.runconfig`` (YAML); returns the file."""
+    @staticmethod
+    def _save_file(path: str | os.PathLike[str], name: str) -> Path:
+        """v1's place: ``<path>/aml_config/<name>.runconfig`` if ``aml_config/`` exists,
+        else ``<path>/.azureml/<name>.runconfig``."""
+        check_runconfig_name(name)
+        root = Path(path)
+        folder = "aml_config" if (root / "aml_config").is_dir() else ".azureml"
+        return root / folder / f"{name}.runconfig"
+
+    @classmethod
+    def _load_file(cls, path: str | os.PathLike[str], name: str) -> Path:
+        check_runconfig_name(name)
+        tried = [Path(path) / folder / f"{name}.runconfig" for folder in cls.CONFIG_DIRS]
+        for file in tried:
+            if file.is_file():
+                return file
+        raise NotFound(f"run configuration {name!r} does not exist (looked for "
+                       f"{', '.join(str(f) for f in tried)}); save one with "
+                       "RunConfiguration.save(path, name)")
+
+    def save(self, path: str | os.PathLike[str] | None = None, name: str | None = None,
+             separate_environment_yaml: bool = False) -> Path:
+        """Write the run configuration as Azure ML v1 did: camelCase YAML in
+        ``<path>/.azureml/<name>.runconfig`` (``aml_config/`` when that folder exists), or in
+        ``path`` itself when it names a ``.runconfig`` file. Returns the file."""
         import yaml  # noqa: PLC0415
 
-        if name is None:
-            raise InvalidParameter("name", "give the run configuration a name, e.g. 'local'")
-        file = self._file(path or ".", name)
+        if separate_environment_yaml:
+            from runyard.errors import NotSupported  # noqa: PLC0415
+
+            raise NotSupported("RunConfiguration.save(separate_environment_yaml=True): runyard "
+                               "keeps the environment inside the .runconfig file; save "
+                               "without it")
+        if name is None and path is not None and str(path).endswith(".runconfig"):
+            file = Path(path)
+        elif name is None:
+            raise InvalidParameter("name", "give the run configuration a name, e.g. 'local' "
+                                   "(or pass path='<file>.runconfig')")
+        else:
+            file = self._save_file(path or ".", name)
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
         return file
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], name: str | None = None) -> RunConfiguration:
-        """Read a ``.runconfig``: ``load(folder, name)`` or ``load(file)``."""
+    def load(cls, path: str | os.PathLike[str] | None = None, name: str | None = None,
+             separate_environment_yaml: bool = False, project_object: Any = None,
+             run_config_name: str | None = None, **_kwargs: Any) -> RunConfiguration:
+        """Read a ``.runconfig``: ``load(folder, name)`` looks in ``<folder>/.azureml/``, then
+        ``aml_config/``, then ``.runyard/``; ``load(file)`` reads that file. The 2018 form
+        ``load(project_object=folder, run_config_name=name)`` works too. v1's camelCase and
+        legacy TitleCase keys are both read."""
         import yaml  # noqa: PLC0415
 
-        file = Path(path) if name is None else cls._file(path, name)
-        if not file.is_file():
-            raise NotFound(f"run configuration {file} does not exist; save one with "
-                           "RunConfiguration.save(path, name)")
+        if run_config_name is not None:
+            if name is not None and name != run_config_name:
+                raise InvalidParameter("run_config_name", f"{run_config_name!r} and name="
+                                       f"{name!r} disagree; give one of them")
+            name = run_config_name
+        if project_object is not None:
+            path = getattr(project_object, "project_directory", project_object)
+        if name is None:
+            if path is None:
+                raise InvalidParameter("name", "give the run configuration's name (and the "
+                                       "project folder), or the path of a .runconfig file")
+            file = Path(path)
+            if not file.is_file():
+                raise NotFound(f"run configuration {file} does not exist; save one with "
+                               "RunConfiguration.save(path, name)")
+        else:
+            file = cls._load_file(path if path is not None else ".", name)
         try:
             data = yaml.safe_load(file.read_text())
         except yaml.YAMLError as exc:
             raise InvalidParameter("runconfig", f"{file} is not valid YAML: {exc}") from exc
         return cls.from_dict(data or {})
+
+    @classmethod
+    def delete(cls, path: str | os.PathLike[str], name: str) -> None:
+        """Delete the saved run configuration ``name`` of the project in ``path``."""
+        cls._load_file(path, name).unlink()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> RunConfiguration:
         new = RunConfiguration()

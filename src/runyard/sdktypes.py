@@ -24,6 +24,10 @@ class WorkspaceLike(Protocol):
         """The SDK ``Experiment`` called ``name`` of this workspace."""
         ...
 
+    def run_dir(self, run_id: str) -> Path:
+        """The folder of one run in the workspace."""
+        ...
+
 
 class ExperimentLike(Protocol):
     """The SDK ``Experiment`` as ``Run`` uses it."""

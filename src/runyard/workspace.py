@@ -6,6 +6,7 @@ import contextlib
 import errno
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,10 +28,17 @@ if TYPE_CHECKING:
     from runyard.computetarget import ComputeTarget
     from runyard.environment import Environment
     from runyard.experiment import Experiment
+    from runyard.run import Run
     from runyard.snapshots import SnapshotStore
     from runyard.store.base import WorkspaceStore
 
-_AZURE_ONLY = ("subscription_id", "resource_group", "auth", "location", "sku", "cloud")
+_AZURE_ONLY = ("auth", "sku", "cloud")
+#: Azure identity fields a workspace stores (``Workspace(subscription_id, resource_group,
+#: name)``, ``ws.location``); a workspace that never got them reads ``DEFAULT_AZURE_FIELD``.
+AZURE_FIELDS = ("subscription_id", "resource_group", "location")
+DEFAULT_AZURE_FIELD = "local"
+#: Where Azure ML v1 kept ``config.json``, in the order ``from_config`` looks at each folder.
+AZURE_CONFIG_DIRS = (".azureml", "aml_config", "")
 
 
 _read_config = read_config
@@ -125,7 +133,16 @@ class Workspace:
         processes at once: the database is created and migrated under a lock, then the config
         is published atomically by the first process; with ``exist_ok=True`` every process
         ends up with that same workspace, without it the others get ``AlreadyExists``.
+        ``subscription_id``, ``resource_group`` and ``location`` are stored (see
+        :attr:`subscription_id`); the other Azure-only arguments are recorded by name only.
         """
+        return cls._create(name, path, exist_ok, database_url, max_concurrent_runs,
+                           **azure_kwargs)
+
+    @classmethod
+    def _create(cls, name: str, path: str | os.PathLike[str] = ".", exist_ok: bool = False,
+                database_url: str | None = None, max_concurrent_runs: int | None = None,
+                **azure_kwargs: Any) -> Workspace:
         check_workspace_name(name)
         root = Path(path).resolve()
         if root.exists() and not root.is_dir():
@@ -140,6 +157,12 @@ class Workspace:
             config["database_url"] = database_url
         if max_concurrent_runs is not None:
             config["max_concurrent_runs"] = int(max_concurrent_runs)
+        for key in AZURE_FIELDS:
+            value = azure_kwargs.get(key)
+            if value is not None:
+                if not isinstance(value, str) or not value.strip():
+                    raise InvalidParameter(key, f"must be a non-empty string, got {value!r}")
+                config[key] = value
         ignored = sorted(k for k in azure_kwargs if k in _AZURE_ONLY)
         if ignored:
             config["ignored_azure_arguments"] = ignored
@@ -192,32 +215,103 @@ class Workspace:
 
         Never creates the database: a missing one is a ``DatabaseMissing`` naming the file.
         """
-        ws = cls._open(path)
-        if ws.name != name:
-            raise NotFound(f"the workspace in {ws.path} is {ws.name!r}, not {name!r}")
-        return ws
+        return cls._get_in(name, path)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None,
                     **azure_kwargs: Any) -> Workspace:
-        """Find ``.runyard/config.json`` from ``path`` (default: cwd) upwards and open it
-        (never creating the database, like :meth:`get`)."""
+        """Find the workspace's config from ``path`` (default: cwd) upwards and open it.
+
+        In each folder, from ``path`` up to ``/``: runyard's own ``.runyard/config.json``
+        first, then Azure ML v1's ``config.json`` in ``.azureml/``, ``aml_config/`` and the
+        folder itself (keys ``subscription_id``, ``resource_group``, ``workspace_name``). An
+        Azure config maps to the runyard workspace in the folder that holds ``.azureml/``
+        (``aml_config/``, or the file): opened if it exists, else created there on first use
+        (said once on stderr) with the config's subscription id and resource group stored.
+        ``path`` may also name a config file. Never creates the database of a workspace
+        that exists (like :meth:`get`).
+        """
         start = Path(path or ".").resolve()
         if start.is_file():
-            return cls._from_config_file(start)
+            if start.parent.name == settings.CONFIG_DIR_NAME:
+                return cls._from_config_file(start)
+            found = cls._from_azure_config(start, required=True)
+            assert found is not None
+            return found
         for folder in (start, *start.parents):
             f = folder / settings.CONFIG_DIR_NAME / settings.CONFIG_FILE_NAME
             if f.is_file():
                 return cls._from_config_file(f)
+            for sub in AZURE_CONFIG_DIRS:
+                az = folder / sub / "config.json" if sub else folder / "config.json"
+                if az.is_file():
+                    ws = cls._from_azure_config(az, required=bool(sub))
+                    if ws is not None:
+                        return ws
         raise NotFound(
-            f"no {settings.CONFIG_DIR_NAME}/{settings.CONFIG_FILE_NAME} found in {start} or its "
+            f"no {settings.CONFIG_DIR_NAME}/{settings.CONFIG_FILE_NAME} (nor an Azure ML "
+            f"config.json in .azureml/, aml_config/ or the folder) found in {start} or its "
             "parents; run `runyard init` or Workspace.create(name, path) first")
 
     @classmethod
     def _from_config_file(cls, file: Path) -> Workspace:
         cfg = _read_config(file)
         root = Path(cfg.get("workspace_path") or file.parent.parent)
-        return cls.get(cfg["workspace_name"], root)
+        return cls._get_in(cfg["workspace_name"], root)
+
+    @classmethod
+    def _get_in(cls, name: str, root: str | os.PathLike[str]) -> Workspace:
+        ws = cls._open(root)
+        if ws.name != name:
+            ws.close()
+            raise NotFound(f"the workspace in {ws.path} is {ws.name!r}, not {name!r}")
+        return ws
+
+    @classmethod
+    def _from_azure_config(cls, file: Path, *, required: bool) -> Workspace | None:
+        """The runyard workspace an Azure ML ``config.json`` maps to (created on first use).
+
+        A ``config.json`` directly in a folder (not in ``.azureml/`` or ``aml_config/``) that
+        has none of the Azure keys is someone else's file: None (keep looking)."""
+        try:
+            data = json.loads(file.read_text())
+        except (OSError, ValueError) as exc:
+            if not required:
+                return None
+            raise InvalidParameter("config.json", f"{file} is not a readable JSON object "
+                                   f"({exc}); fix it or delete it") from exc
+        keys = ("subscription_id", "resource_group", "workspace_name")
+        if not isinstance(data, dict) or not any(k in data for k in keys):
+            if not required:
+                return None
+            raise InvalidParameter("workspace_name", f"{file} is not an Azure ML config "
+                                   "(no subscription_id, resource_group or workspace_name); "
+                                   'write {"workspace_name": "<name>"} in it')
+        name = data.get("workspace_name")
+        if not isinstance(name, str) or not name:
+            raise InvalidParameter("workspace_name", f"the Azure ML config {file} has no "
+                                   "'workspace_name'; add the workspace's name to it")
+        base = file.parent.parent if file.parent.name in AZURE_CONFIG_DIRS else file.parent
+        azure = {k: data[k] for k in AZURE_FIELDS
+                 if isinstance(data.get(k), str) and data[k]}
+        if (base / settings.CONFIG_DIR_NAME / settings.CONFIG_FILE_NAME).is_file():
+            ws = cls._get_in(name, base)
+        else:
+            ws = cls._create(name, base, exist_ok=True, **azure)
+            print(f"runyard: created workspace {name!r} at {ws.path} for Azure config {file}",
+                  file=sys.stderr, flush=True)
+        ws._check_azure_identity(azure, where=str(file))
+        return ws
+
+    def _check_azure_identity(self, given: dict[str, Any], where: str) -> None:
+        """Refuse a subscription id / resource group that differs from the stored one (a
+        workspace that never stored one accepts any)."""
+        for key in ("subscription_id", "resource_group"):
+            value, stored = given.get(key), self._config.get(key)
+            if value is not None and stored is not None and value != stored:
+                self.close()
+                raise NotFound(f"workspace {self.name!r} in {self.path} has {key} "
+                               f"{stored!r}, but {where} asks for {value!r}")
 
     def write_config(self, path: str | os.PathLike[str] | None = None,
                      file_name: str | None = None) -> Path:
@@ -302,13 +396,47 @@ class Workspace:
 
         return Environment.list(self)
 
+    @property
+    def subscription_id(self) -> str:
+        """The Azure subscription id stored with the workspace (``"local"`` when none)."""
+        return str(self._config.get("subscription_id") or DEFAULT_AZURE_FIELD)
+
+    @property
+    def resource_group(self) -> str:
+        """The Azure resource group stored with the workspace (``"local"`` when none)."""
+        return str(self._config.get("resource_group") or DEFAULT_AZURE_FIELD)
+
+    @property
+    def location(self) -> str:
+        """The Azure region stored with the workspace (``"local"`` when none)."""
+        return str(self._config.get("location") or DEFAULT_AZURE_FIELD)
+
     def get_details(self) -> dict[str, Any]:
-        """Name, folder and database of the workspace (no secrets)."""
+        """The workspace in Azure ML v1's keys (``id``, ``name``, ``location``, ``type``,
+        ``workspaceid``, ``subscriptionId``, ``resourceGroup``, ``friendlyName``, ``sku``,
+        ``tags``) plus runyard's (``path``, ``database`` without password,
+        ``max_concurrent_runs``). No secrets."""
+        import hashlib  # noqa: PLC0415
+
         from sqlalchemy.engine import make_url  # noqa: PLC0415
 
-        return {"name": self.name, "path": str(self.path),
+        arm_id = (f"/subscriptions/{self.subscription_id}/resourceGroups/"
+                  f"{self.resource_group}/providers/Microsoft.MachineLearningServices/"
+                  f"workspaces/{self.name}")
+        return {"id": arm_id, "name": self.name, "location": self.location,
+                "type": "Microsoft.MachineLearningServices/workspaces",
+                "workspaceid": hashlib.sha256(str(self.path).encode()).hexdigest()[:32],
+                "subscriptionId": self.subscription_id, "resourceGroup": self.resource_group,
+                "friendlyName": self.name, "description": "", "sku": "basic", "tags": {},
+                "path": str(self.path),
                 "database": make_url(self.database_url).render_as_string(hide_password=True),
                 "max_concurrent_runs": self.max_concurrent_runs}
+
+    def get_run(self, run_id: str) -> Run:
+        """The run ``run_id`` of any experiment of this workspace (``NotFound`` if none)."""
+        from runyard.run import Run  # noqa: PLC0415
+
+        return Run.get(self, run_id)
 
     def close(self) -> None:
         """Release the database connections."""

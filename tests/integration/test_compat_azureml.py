@@ -422,8 +422,10 @@ def test_azure_workspace_constructor_and_ignored_arguments(ws: Workspace,
     cfg = (tmp_path / "o" / ".runyard" / "config.json").read_text()
     import json
 
-    recorded = json.loads(cfg)["ignored_azure_arguments"]
-    assert recorded == ["location", "resource_group", "subscription_id"]  # names, not values
+    stored = json.loads(cfg)  # the Azure identity is stored (issue 11: ws.location, ...)
+    assert (stored["subscription_id"], stored["resource_group"], stored["location"]) == (
+        "s", "r", "westeurope")
+    assert (created.subscription_id, created.location) == ("s", "westeurope")
     from runyard.errors import NotFound
 
     with pytest.raises(NotFound, match="not 'elsewhere'"):

@@ -373,9 +373,10 @@ def test_conda_builders_refuse_without_their_tool(tmp_path: Path, builder: str) 
 
 
 def test_container_builder_refuses_without_an_engine(tmp_path: Path) -> None:
+    """In strict mode (otherwise uv builds the spec: tests/integration/test_environments_v1)."""
     env = env_with(CondaDependencies.create(pip_packages=["six"]))
     env.docker.enabled = True
-    req = _request(tmp_path, env)
+    req = {**_request(tmp_path, env), "strict": True}
     with pytest.raises(envbuild.EnvBuildError, match="running docker or podman.*docker: not on "
                                                       "PATH; podman: not on PATH"):
         envbuild.prepare(req, tmp_path / "log.txt", env={"PATH": str(tmp_path / "empty")})

@@ -99,10 +99,10 @@ def _customized() -> RunConfiguration:
     return rc
 
 
-def test_save_writes_yaml_under_dot_runyard_and_load_round_trips(tmp_path: Path) -> None:
+def test_save_writes_yaml_under_dot_azureml_and_load_round_trips(tmp_path: Path) -> None:
     rc = _customized()
     file = rc.save(tmp_path, "cluster.v2")
-    assert file == tmp_path / ".runyard" / "cluster.v2.runconfig"
+    assert file == tmp_path / ".azureml" / "cluster.v2.runconfig"  # v1's place (issue 11)
     data = yaml.safe_load(file.read_text())
     assert data["script"] == "train.py" and data["nodeCount"] == 3
     assert data["environment"]["python"]["interpreterPath"] == "/opt/py/bin/python3"

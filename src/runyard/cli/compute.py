@@ -146,9 +146,14 @@ def list_compute(as_json: bool) -> None:
 @click.argument("name")
 @click.option("--kind", required=True, help="Kind of target: local, cluster, ...")
 @_with_common
+@click.option("--wait", is_flag=True,
+              help="Wait until it is up (a cluster: until min_nodes nodes are), showing its "
+                   "node states as they change.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=1200, show_default=True,
+              help="With --wait: seconds to wait at most.")
 @click.option("--json", "as_json", is_flag=True)
-def create(name: str, kind: str, params: tuple[str, ...], as_json: bool,
-           **flags: Any) -> None:
+def create(name: str, kind: str, params: tuple[str, ...], as_json: bool, wait: bool,
+           timeout: float, **flags: Any) -> None:
     """Create a managed compute target NAME of KIND."""
     from runyard.compute.kinds import load_kind  # noqa: PLC0415
     from runyard.computetarget import ComputeTarget  # noqa: PLC0415
@@ -166,7 +171,38 @@ def create(name: str, kind: str, params: tuple[str, ...], as_json: bool,
     target = ComputeTarget.create(current_workspace(), name,
                                   make(**_settings(params, cls.config_class.secret_fields
                                                    if cls.config_class else (), **flags)))
+    if wait:
+        _wait_up(target, timeout, sys.stderr if as_json else sys.stdout)
     _show(target, as_json)
+
+
+def _wait_up(target: ComputeTarget, timeout: float, out: Any) -> None:
+    """Print the target's state and node states as they change until it is Succeeded with
+    ``min_nodes`` nodes up; a failed target or the timeout is an error."""
+    import time  # noqa: PLC0415
+
+    from runyard.computetarget import print_progress  # noqa: PLC0415
+    from runyard.errors import ComputeTargetError  # noqa: PLC0415
+
+    want = int(target.config.get("min_nodes") or 0)
+    deadline = time.monotonic() + timeout
+    last = ""
+    with output.progress(f"waiting for {target.name} to be up"
+                         + (f" with {want} nodes" if want else ""), stderr=out is sys.stderr):
+        while True:
+            st = target.status()
+            last = print_progress(target.name, st, last, out)
+            if st.provisioning_state in ("Failed", "Canceled", "Unknown"):
+                raise ComputeTargetError(f"target {target.name!r} is {st.provisioning_state}"
+                                         + (f": {'; '.join(st.errors)}" if st.errors else ""))
+            up = st.node_state_counts.get("idle", 0) + st.node_state_counts.get("running", 0)
+            if st.provisioning_state == "Succeeded" and up >= want:
+                return
+            if time.monotonic() > deadline:
+                raise ComputeTargetError(f"target {target.name!r} is not up after {timeout} s "
+                                         f"({last}); it keeps starting: see `runyard compute "
+                                         f"show {target.name}`")
+            time.sleep(0.5)
 
 
 @compute.command("attach")

@@ -13,6 +13,7 @@ from typing import IO, Any
 import click
 
 from runyard import __version__
+from runyard.cli.cleanup import delete_runs, gc
 from runyard.cli.compute import compute
 from runyard.cli.env import env
 from runyard.cli.experiments import experiment
@@ -61,6 +62,8 @@ cli.add_command(experiment)
 cli.add_command(compute)
 cli.add_command(env)
 cli.add_command(reconcile)
+cli.add_command(gc)
+run.add_command(delete_runs)
 
 
 def main(argv: list[str] | None = None) -> None:

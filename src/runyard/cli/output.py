@@ -10,7 +10,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,19 @@ def console(*, stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
     return Console(file=stream, width=width, highlight=False)
+
+
+@contextmanager
+def progress(message: str, *, stderr: bool = False) -> Iterator[None]:
+    """A rich spinner saying ``message`` while a long step runs, when the stream is a
+    terminal; a plain ``message...`` line otherwise (logs and pipes get no control codes)."""
+    stream = sys.stderr if stderr else sys.stdout
+    if not stream.isatty():
+        click.echo(f"{message}...", err=stderr)
+        yield
+        return
+    with console(stderr=stderr).status(message, spinner="dots"):
+        yield
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None,

@@ -22,12 +22,22 @@ _STATUS_STYLE = {"Completed": "green", "Failed": "red", "NotResponding": "red",
 
 @dataclass
 class MetricSummary:
-    """One metric: its kind, how many values were logged, and the last scalar value."""
+    """One metric: its kind, how many values were logged, the last scalar value and, for
+    numbers, the smallest and largest."""
 
     name: str
     kind: str
     count: int
     last: Any = None
+    min: float | None = None
+    max: float | None = None
+
+    def add(self, value: Any) -> None:
+        """Take one more scalar value."""
+        self.last = value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            self.min = value if self.min is None else min(self.min, value)
+            self.max = value if self.max is None else max(self.max, value)
 
 
 def metric_summaries(run: Run) -> list[MetricSummary]:
@@ -42,7 +52,7 @@ def metric_summaries(run: Run) -> list[MetricSummary]:
         m.count += 1
         m.kind = row.kind
         if row.kind == "scalar":
-            m.last = row.value if row.value_json is None else json.loads(row.value_json)
+            m.add(row.value if row.value_json is None else json.loads(row.value_json))
     return list(out.values())
 
 
@@ -65,10 +75,75 @@ def details(run: Run) -> tuple[dict[str, Any], list[MetricSummary]]:
     metrics = metric_summaries(run)
     d["durationSeconds"] = output.duration_seconds(d["startTimeUtc"], d.get("endTimeUtc"))
     d["metricsSummary"] = {m.name: m.last for m in metrics if m.kind == "scalar"}
+    d["metricStats"] = {m.name: {"kind": m.kind, "count": m.count, "min": m.min, "max": m.max,
+                                 "last": m.last} for m in metrics}
     d["metrics"] = run.get_metrics()
     d["files"] = run.get_file_names()
     d["events"] = run.get_events()
+    d["children"] = [summary(c) for c in run.get_children()]
     return d, metrics
+
+
+def arguments(d: dict[str, Any]) -> dict[str, str]:
+    """The script's ``--name value`` / ``--name=value`` / ``--flag`` arguments, by name."""
+    args = [str(a) for a in ((d.get("runDefinition") or {}).get("arguments") or [])]
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("-") and len(a) > 1 and not _number(a):
+            key, sep, value = a.lstrip("-").partition("=")
+            if not sep:
+                nxt = args[i + 1] if i + 1 < len(args) else None
+                if nxt is not None and (not nxt.startswith("-") or _number(nxt)):
+                    value, i = nxt, i + 1
+                else:
+                    value = "true"
+            out[key] = value
+        i += 1
+    return out
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def comparison(runs: list[Run]) -> dict[str, Any]:
+    """Runs side by side: status, duration, target, arguments, tags and each metric's last
+    value (non-scalar metrics by their kind), one row per field."""
+    cols = [details(r) for r in runs]
+    rows: list[tuple[str, list[Any]]] = [
+        ("experiment", [d["experiment"] for d, _ in cols]),
+        ("status", [d["status"] for d, _ in cols]),
+        ("target", [d["target"] for d, _ in cols]),
+        ("duration", [output.human_duration(d["durationSeconds"]) for d, _ in cols]),
+    ]
+    args = [arguments(d) for d, _ in cols]
+    for key in sorted({k for a in args for k in a}):
+        rows.append((f"arg {key}", [a.get(key) for a in args]))
+    for key in sorted({k for d, _ in cols for k in d["tags"]}):
+        rows.append((f"tag {key}", [d["tags"].get(key) for d, _ in cols]))
+    stats = [{m.name: m for m in ms} for _, ms in cols]
+    for name in sorted({k for s in stats for k in s}):
+        rows.append((f"metric {name}", [
+            None if name not in s else (s[name].last if s[name].kind == "scalar"
+                                        else f"({s[name].kind})") for s in stats]))
+    return {"runIds": [d["runId"] for d, _ in cols],
+            "rows": [{"field": f, "values": v} for f, v in rows],
+            "runs": [{"runId": d["runId"], "status": d["status"],
+                      "durationSeconds": d["durationSeconds"], "arguments": a,
+                      "tags": d["tags"], "metrics": d["metricStats"]}
+                     for (d, _), a in zip(cols, args, strict=True)]}
+
+
+def print_comparison(data: dict[str, Any]) -> None:
+    """The ``run compare`` table: one column per run."""
+    output.table(["FIELD", *data["runIds"]],
+                 [[row["field"], *row["values"]] for row in data["rows"]])
 
 
 def _status(value: str) -> Any:
@@ -103,9 +178,11 @@ def _section(title: str) -> None:
 
 
 def print_metrics(metrics: list[MetricSummary]) -> None:
-    """Metrics table: the last value of each scalar, the kind of the others."""
-    output.table(["METRIC", "LAST", "VALUES"],
-                 [[m.name, m.last if m.kind == "scalar" else f"({m.kind})", m.count]
+    """Metrics table: how many values, min, max and last of each scalar, the kind of the
+    others."""
+    output.table(["METRIC", "VALUES", "MIN", "MAX", "LAST"],
+                 [[m.name, m.count, m.min, m.max,
+                   m.last if m.kind == "scalar" else f"({m.kind})"]
                   for m in metrics], empty="no metrics")
 
 
@@ -140,6 +217,11 @@ def print_details(d: dict[str, Any], metrics: list[MetricSummary]) -> None:
             click.echo(error["traceback"])
     _section("Metrics")
     print_metrics(metrics)
+    if d.get("children"):
+        _section("Child runs")
+        output.table(["RUN ID", "STATUS", "STARTED", "DURATION"],
+                     [[c["runId"], c["status"], output.local_time(c["startTimeUtc"]),
+                       output.human_duration(c["durationSeconds"])] for c in d["children"]])
     _section("Files")
     if d["files"]:
         for name in d["files"]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import re
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -14,7 +16,9 @@ from runyard.entities import RunStatus
 from runyard.logcap import READ_CHUNK_BYTES, LineCapper
 
 if TYPE_CHECKING:
+    from runyard.environment import Environment
     from runyard.run import Run
+    from runyard.workspace import Workspace
 
 #: Exit code when a waited-for run did not end Completed.
 RUN_NOT_COMPLETED_EXIT = 1
@@ -46,8 +50,10 @@ def _parse_tags(ctx: click.Context, param: click.Parameter,
 def _wait(r: Run, *, as_json: bool = False, show_metrics: bool = True) -> None:
     """Stream the run's log until it ends, then show the outcome; exit 1 unless Completed."""
     try:
-        r.wait_for_completion(show_output=True, raise_on_error=False,
-                              out=sys.stderr if as_json else sys.stdout)
+        with output.progress(f"waiting for run {r.id} (Ctrl-C stops waiting, not the run)",
+                             stderr=as_json):
+            r.wait_for_completion(show_output=True, raise_on_error=False,
+                                  out=sys.stderr if as_json else sys.stdout)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: run {r.id} keeps running; stop it with "
                    f"`runyard run cancel {r.id}`", err=True)
@@ -78,17 +84,27 @@ def _wait(r: Run, *, as_json: bool = False, show_metrics: bool = True) -> None:
               help="Folder snapshotted and run from; SCRIPT is relative to it.")
 @click.option("--tag", "tags", multiple=True, callback=_parse_tags, metavar="KEY=VALUE",
               help="Tag the run (repeatable).")
+@click.option("--conda-file", type=click.Path(exists=True, dir_okay=False),
+              help="Build the run's environment from this conda environment.yml.")
+@click.option("--pip-requirements", type=click.Path(exists=True, dir_okay=False),
+              help="Build the run's environment from this pip requirements.txt.")
+@click.option("--environment", "environment", metavar="NAME[:VERSION]",
+              help="Use a registered environment (latest version unless :VERSION).")
 @click.option("--wait", is_flag=True,
-              help="Stream the log until the run ends, show its metrics; exit 1 unless it "
-                   "ends Completed.")
+              help="Stream the log and each status change until the run ends, show its "
+                   "metrics; exit 1 unless it ends Completed.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the run (with --wait: its details) as JSON; the log goes to stderr.")
 def submit(script: str, args: tuple[str, ...], experiment: str, target: str | None,
-           runconfig: str | None, source_dir: str, tags: dict[str, str | None], wait: bool,
-           as_json: bool) -> None:
+           runconfig: str | None, source_dir: str, tags: dict[str, str | None],
+           conda_file: str | None, pip_requirements: str | None, environment: str | None,
+           wait: bool, as_json: bool) -> None:
     """Run SCRIPT with ARGS (everything after SCRIPT goes to the script).
 
     Options go before SCRIPT: runyard run submit --wait train.py --lr 0.1
+
+    Without --conda-file, --pip-requirements or --environment (one at most), the script runs
+    in the run configuration's environment, by default the interpreter runyard runs in.
     """
     from runyard.experiment import Experiment  # noqa: PLC0415
     from runyard.runconfig import RunConfiguration, ScriptRunConfig  # noqa: PLC0415
@@ -96,12 +112,21 @@ def submit(script: str, args: tuple[str, ...], experiment: str, target: str | No
     if script.startswith("-"):  # an unknown option before SCRIPT (ignore_unknown_options)
         raise click.UsageError(f"no such option: {script} (the script's own options go after "
                                "SCRIPT)")
+    given = [f"--{n}" for n, v in (("conda-file", conda_file),
+                                    ("pip-requirements", pip_requirements),
+                                    ("environment", environment)) if v]
+    if len(given) > 1:
+        raise click.UsageError(f"{' and '.join(given)} exclude each other: give one "
+                               "environment")
     ws = current_workspace()
     rc = RunConfiguration.load(source_dir, runconfig) if runconfig else None
+    env = _environment(ws, conda_file, pip_requirements, environment)
     config = ScriptRunConfig(source_directory=source_dir, script=script,
                              arguments=list(args) if args else None, run_config=rc,
-                             compute_target=target)
-    r = Experiment(ws, experiment).submit(config, tags=tags)
+                             compute_target=target, environment=env)
+    with output.progress(f"submitting {script}: snapshot of {source_dir}, then the run",
+                         stderr=True):
+        r = Experiment(ws, experiment).submit(config, tags=tags)
     if wait:
         _wait(r, as_json=as_json)
     elif as_json:
@@ -109,6 +134,40 @@ def submit(script: str, args: tuple[str, ...], experiment: str, target: str | No
     else:
         click.echo(r.id)
         click.echo(f"follow it with: runyard run logs -f {r.id}", err=True)
+
+
+def _environment(ws: Workspace, conda_file: str | None, pip_requirements: str | None,
+                 environment: str | None) -> Environment | None:
+    """The environment the submit options ask for (None: the run configuration's)."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from runyard.environment import Environment  # noqa: PLC0415
+    from runyard.errors import InvalidParameter, NotFound  # noqa: PLC0415
+
+    option, path = (("--conda-file", conda_file) if conda_file else
+                    ("--pip-requirements", pip_requirements))
+    if path:
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(path).resolve().parent.name
+                      + "-" + Path(path).stem).strip("-.") or "cli-env"
+        try:
+            if conda_file:
+                return Environment.from_conda_specification(name, path)
+            return Environment.from_pip_requirements(name, path)
+        except InvalidParameter as exc:
+            raise InvalidParameter(option, f"{exc} (fix the file, or drop {option})") from None
+    if environment:
+        name, _, version = environment.partition(":")
+        if not name:
+            raise InvalidParameter("--environment", f"{environment!r}: give NAME or "
+                                   "NAME:VERSION of a registered environment "
+                                   "(`runyard env list --registered`)")
+        try:
+            return Environment.get(ws, name, version or None)
+        except NotFound as exc:
+            raise InvalidParameter("--environment", f"{exc}; register it first "
+                                   "(Environment.register) or use --conda-file / "
+                                   "--pip-requirements") from None
+    return None
 
 
 @run.command("list")
@@ -185,17 +244,52 @@ def cancel(run_id: str) -> None:
     click.echo(f"run {r.id}: {r.get_status()}")
 
 
+def default_download_dir(r: Run) -> Path:
+    """Where ``run download`` writes without ``--output``: ``./<run id>/``, unless the current
+    folder is inside the run's source folder (the next snapshot would take the files in):
+    then ``<workspace>/.runyard/downloads/<run id>/``, which snapshots never include."""
+    cwd = Path.cwd().resolve()
+    record = r.workspace.client.get_run(r.id)
+    source = (record.definition.get("sourceDirectory") if record is not None else None)
+    if source and cwd.is_relative_to(Path(str(source)).resolve()):
+        return current_workspace().data_dir / "downloads" / r.id
+    return cwd / r.id
+
+
 @run.command("download")
 @click.argument("run_id")
 @click.option("--prefix", help="Only files whose path starts with this (e.g. outputs/).")
-@click.option("-o", "--output", "output_dir", default=".", show_default=True,
-              type=click.Path(file_okay=False), help="Folder to write the files into.")
-def download(run_id: str, prefix: str | None, output_dir: str) -> None:
-    """Copy a run's files (outputs/, logs/, system_logs/...) keeping their paths."""
+@click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False),
+              help="Folder to write the files into (default: ./RUN_ID/, or "
+                   ".runyard/downloads/RUN_ID/ of the workspace when the current folder is "
+                   "inside the run's source folder).")
+def download(run_id: str, prefix: str | None, output_dir: str | None) -> None:
+    """Copy a run's files (outputs/, logs/, system_logs/...) keeping their paths.
+
+    Never writes into the run's source folder unless --output says so.
+    """
     r = _get(run_id)
-    files = r.download_files(prefix=prefix, output_directory=output_dir)
+    dest = Path(output_dir) if output_dir else default_download_dir(r)
+    files = r.download_files(prefix=prefix, output_directory=str(dest))
     for f in files:
         click.echo(f)
     if not files:
         click.echo(f"run {r.id} has no files" + (f" starting with {prefix!r}" if prefix else ""),
                    err=True)
+    else:
+        click.echo(f"{len(files)} file{'s' if len(files) != 1 else ''} written to {dest}",
+                   err=True)
+
+
+@run.command("compare")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare(run_ids: tuple[str, ...], as_json: bool) -> None:
+    """Runs side by side: status, duration, arguments, tags and each metric's last value."""
+    if len(run_ids) < 2:
+        raise click.UsageError("give at least two run ids to compare")
+    data = run_views.comparison([_get(rid) for rid in run_ids])
+    if as_json:
+        output.print_json(data)
+    else:
+        run_views.print_comparison(data)

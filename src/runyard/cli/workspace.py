@@ -45,6 +45,24 @@ def default_workspace_name(folder: Path) -> str:
     return name
 
 
+_IGNORE_LINES = {".runyard", ".runyard/", "/.runyard", "/.runyard/"}
+
+
+def ignore_in_git(root: Path) -> str | None:
+    """Inside a git repository, make sure ``root/.gitignore`` ignores ``.runyard/`` (created
+    or appended once). Returns what was done, None outside git or when already ignored."""
+    if not any((p / ".git").exists() for p in (root, *root.parents)):
+        return None
+    gi = root / ".gitignore"
+    text = gi.read_text(errors="replace") if gi.is_file() else ""
+    if any(line.strip() in _IGNORE_LINES for line in text.splitlines()):
+        return None
+    sep = "" if not text or text.endswith("\n") else "\n"
+    with open(gi, "a") as fh:
+        fh.write(f"{sep}# runyard workspace (database, snapshots, runs)\n.runyard/\n")
+    return f"{'added .runyard/ to' if text else 'created'} {gi} (ignores .runyard/)"
+
+
 @click.command("init")
 @click.option("--name", help="Workspace name (default: the folder name, made valid).")
 @click.option("--path", "path", type=click.Path(file_okay=False),
@@ -54,7 +72,10 @@ def default_workspace_name(folder: Path) -> str:
 @click.pass_obj
 def init(ref: WorkspaceRef, name: str | None, path: str | None, exist_ok: bool,
          as_json: bool) -> None:
-    """Create a workspace (a .runyard/ folder holding the database, snapshots and runs)."""
+    """Create a workspace (a .runyard/ folder holding the database, snapshots and runs).
+
+    Inside a git repository, .runyard/ is added to the folder's .gitignore (once).
+    """
     from runyard import settings  # noqa: PLC0415
     from runyard.workspace import Workspace  # noqa: PLC0415
 
@@ -65,9 +86,14 @@ def init(ref: WorkspaceRef, name: str | None, path: str | None, exist_ok: bool,
         details = ws.get_details()
     finally:
         ws.close()
+    ignored = ignore_in_git(root)
     if as_json:
         output.print_json(details)
+        if ignored:
+            click.echo(ignored, err=True)
         return
     verb = "Opened existing" if existed else "Created"
     click.echo(f"{verb} workspace {details['name']!r} in {details['path']}")
     click.echo(f"database: {details['database']}")
+    if ignored:
+        click.echo(ignored)

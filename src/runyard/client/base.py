@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from runyard.environment import Environment
     from runyard.runconfig import ScriptRunConfig
     from runyard.runtime.context import LiveRun
+    from runyard.services.cleanup import CleanupReport
     from runyard.store.base import EnvironmentRecord, RunFilter
 
 
@@ -64,6 +65,16 @@ class WorkspaceClient(Protocol):
 
     def cancel_run(self, run_id: str) -> RunRecord:
         """Cancel a run and its process tree; a finished run is left as it is."""
+        ...
+
+    def end_run(self, run_id: str, status: str, cause: str,
+                error: dict[str, Any] | None = None) -> RunRecord:
+        """End a live run from outside its script as ``status`` (Completed, Failed, Canceled):
+        recorded, then its process tree stopped; an ended run is ``InvalidTransition``."""
+        ...
+
+    def set_experiment_archived(self, name: str, archived: bool) -> ExperimentRecord:
+        """Archive or reactivate an experiment."""
         ...
 
     def list_events(self, run_id: str) -> list[RunEvent]:
@@ -166,6 +177,16 @@ class WorkspaceClient(Protocol):
 
     def list_environments(self) -> list[EnvironmentRecord]:
         """The latest version of each registered environment."""
+        ...
+
+    # -- cleanup -----------------------------------------------------------------------------
+    def delete_runs(self, run_ids: list[str], *, dry_run: bool = False) -> CleanupReport:
+        """Delete ended runs with their children (records, metrics, artifacts, folders)."""
+        ...
+
+    def collect_garbage(self, older_than_days: float, *, dry_run: bool = False
+                        ) -> CleanupReport:
+        """Remove old ended runs, unreferenced snapshots and blobs, unused environments."""
         ...
 
     def reconcile(self) -> None:

@@ -18,9 +18,10 @@ from runyard.entities import (
 )
 from runyard.errors import NotFound
 from runyard.naming import check_key, check_values
+from runyard.services import cleanup as cleanup_svc
 from runyard.services import compute as compute_svc
 from runyard.services import environments as env_svc
-from runyard.services.runs.control import cancel_run
+from runyard.services.runs.control import cancel_run, end_run
 from runyard.services.runs.ingest import build_metric_row
 from runyard.services.runs.interactive import start_interactive_run
 from runyard.services.runs.reconciler import ensure_reconciler, reconcile, reconcile_run
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from runyard.environment import Environment
     from runyard.runconfig import ScriptRunConfig
     from runyard.runtime.context import LiveRun
+    from runyard.services.cleanup import CleanupReport
     from runyard.store.base import EnvironmentRecord, RunFilter
 
 #: A reader's sync reads at most this many spool chunks per stream (the reconciler does the
@@ -83,6 +85,15 @@ class LocalClient:
 
     def cancel_run(self, run_id: str) -> RunRecord:
         return cancel_run(self.ctx, run_id)
+
+    def end_run(self, run_id: str, status: str, cause: str,
+                error: dict[str, Any] | None = None) -> RunRecord:
+        from runyard.entities import RunStatus  # noqa: PLC0415
+
+        return end_run(self.ctx, run_id, RunStatus(status), cause, error)
+
+    def set_experiment_archived(self, name: str, archived: bool) -> ExperimentRecord:
+        return self.ctx.store.set_experiment_archived(name, archived)
 
     def list_events(self, run_id: str) -> list[RunEvent]:
         return self.ctx.store.list_events(run_id)
@@ -176,6 +187,14 @@ class LocalClient:
 
     def list_environments(self) -> list[EnvironmentRecord]:
         return env_svc.list_environments(self.ctx)
+
+    # -- cleanup -----------------------------------------------------------------------------
+    def delete_runs(self, run_ids: list[str], *, dry_run: bool = False) -> CleanupReport:
+        return cleanup_svc.delete_runs(self.ctx, run_ids, dry_run=dry_run)
+
+    def collect_garbage(self, older_than_days: float, *, dry_run: bool = False
+                        ) -> CleanupReport:
+        return cleanup_svc.collect_garbage(self.ctx, older_than_days, dry_run=dry_run)
 
     def reconcile(self) -> None:
         reconcile(self.ctx)

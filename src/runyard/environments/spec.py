@@ -47,13 +47,15 @@ from runyard.environments.specrules import (
     check_variable_name,
 )
 from runyard.errors import InvalidParameter, NotSupported
+from runyard.runtime.azureml_alias import ENV_AZUREML_ALIAS
 
 if TYPE_CHECKING:
     from runyard.environment import Environment
 
-__all__ = ["BUILDERS", "REQUEST_FORMAT", "EnvSpec", "conda_dependencies_of",
-           "definition_hash", "environment_request", "normalize", "parse_requirements", "plan",
-           "resolve_for_run"]
+__all__ = ["BUILDERS", "REQUEST_FORMAT", "RUNTIME_PYTHON_FLOOR", "EnvSpec",
+           "conda_dependencies_of", "definition_hash", "dropped_packages",
+           "environment_request", "is_azureml_package", "normalize", "parse_requirements",
+           "plan", "resolve_for_run", "script_variables"]
 
 #: Builders a user can name in ``environment.python.builder`` (``container`` comes from
 #: ``docker.enabled``).
@@ -92,6 +94,47 @@ class EnvSpec:
 def _sha(data: Any) -> str:
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def is_azureml_package(name: str) -> bool:
+    """Whether a canonical package name is part of the Azure ML SDK (``azureml-*``, ``azureml``).
+
+    A system-managed environment never installs these: runyard provides the ``azureml`` import
+    path itself (see :mod:`runyard.runtime.azureml_alias`), and the real SDK would log to its
+    own offline run, which runyard cannot see.
+    """
+    name = canonical_name(name.split("::")[-1])
+    return name == "azureml" or name.startswith("azureml-")
+
+
+def dropped_packages(cd: CondaDependencies) -> list[str]:
+    """The ``azureml-*`` entries :func:`normalize` leaves out of ``cd``, as written."""
+    out = [c.strip() for c in cd.conda_packages if is_azureml_package(conda_package_name(c))]
+    out += [p.strip() for p in cd.pip_packages if is_azureml_package(pip_package_name(p))]
+    return _unique(out)
+
+
+def script_variables(env: Environment) -> dict[str, str]:
+    """Variables a run's script gets because of its environment's kind: a system-managed
+    environment (``user_managed_dependencies=False``) gets the ``azureml`` alias on its path
+    (the runner reads :data:`~runyard.runtime.azureml_alias.ENV_AZUREML_ALIAS`); a user-managed
+    interpreter keeps whatever ``azureml`` it has (the real SDK wins there)."""
+    if env.python.user_managed_dependencies:
+        return {}
+    return {ENV_AZUREML_ALIAS: "1"}
+
+
+#: The oldest Python the runtime next to a script runs on (``runyard.runtime``).
+RUNTIME_PYTHON_FLOOR = (3, 8)
+
+
+def _pin_below_floor(python: str) -> bool:
+    """Whether a python pin (``3.6.2``, ``=3.6``, ``3.6.*``) asks only for versions older than
+    :data:`RUNTIME_PYTHON_FLOOR` (ranges and unknown forms: False, the target decides)."""
+    m = re.fullmatch(r"\s*(?:==?)?\s*(\d+)\.(\d+)(?:\.\d+)*(?:\.\*)?\s*", python)
+    if m is None:
+        return False
+    return (int(m.group(1)), int(m.group(2))) < RUNTIME_PYTHON_FLOOR
 
 
 def _norm_pip(req: str) -> str:
@@ -174,8 +217,10 @@ def normalize(env: Environment,
     for c in cd.conda_packages:
         check_conda_package(c, field)
     conda = [_norm_conda(c) for c in cd.conda_packages  # python is the python pin; a bare
-             if conda_package_name(c) != "python" and c.strip() != "pip"]  # pip is implied
-    pip = [_norm_pip(check_pip_requirement(p, field)) for p in cd.pip_packages]
+             if conda_package_name(c) != "python" and c.strip() != "pip"  # pip is implied
+             and not is_azureml_package(conda_package_name(c))]  # runyard provides azureml
+    pip = [_norm_pip(check_pip_requirement(p, field)) for p in cd.pip_packages
+           if not is_azureml_package(pip_package_name(p))]
     options = [check_pip_option(o, field) for o in cd.pip_options]
     channels = [check_channel(c, field) for c in cd.conda_channels]
     python = cd.get_python_version() or None
@@ -257,19 +302,41 @@ def plan(spec: EnvSpec) -> dict[str, Any]:
 
 
 def environment_request(env: Environment, source_dir: str | os.PathLike[str] | None = None,
-                        auto_prepare: bool = True) -> dict[str, Any] | None:
+                        auto_prepare: bool = True,
+                        strict: bool = False) -> dict[str, Any] | None:
     """The ``environment`` part of a job spec, or None for a user-managed environment.
 
     Raises ``InvalidParameter``/``NotSupported`` for everything detectable before queueing.
+    ``azureml-*`` packages are left out (:func:`normalize`; the plan's ``dropped`` and a
+    build-log note say which). ``strict`` (the workspace setting ``strict_environments``):
+    the target refuses instead of substituting (uv for a container engine it lacks, the
+    oldest available python for a pin it cannot provide), and a python pin older than the
+    runtime's floor is refused here.
     """
     spec = normalize(env, source_dir)
     if spec is None:
         return None
+    if strict and spec.python and _pin_below_floor(spec.python):
+        floor = ".".join(map(str, RUNTIME_PYTHON_FLOOR))
+        raise InvalidParameter(
+            "environment.python.conda_dependencies",
+            f"python={spec.python} cannot run runyard's runtime (it needs python >= {floor}), "
+            "and strict_environments is set, so it is not raised to an available version; "
+            f"pin python={floor} or newer (e.g. cd.set_python_version('3.11')), or turn "
+            "strict_environments off")
+    the_plan = plan(spec)
+    cd = conda_dependencies_of(env, source_dir)
+    dropped = dropped_packages(cd) if cd is not None else []
+    if dropped:
+        the_plan["dropped"] = _unique([conda_package_name(d) if "::" in d else
+                                       pip_package_name(d) for d in dropped])
     request: dict[str, Any] = {
         "format": REQUEST_FORMAT, "name": env.name, "version": env.version,
         "builder": spec.builder, "spec": spec.to_dict(), "spec_hash": spec.spec_hash,
-        "plan": plan(spec), "auto_prepare": bool(auto_prepare),
+        "plan": the_plan, "auto_prepare": bool(auto_prepare),
     }
+    if strict:
+        request["strict"] = True
     if spec.builder == "container":
         d = env.docker
         for i, a in enumerate(d.arguments or ()):
@@ -299,13 +366,15 @@ def definition_hash(env: Environment,
 
 
 def resolve_for_run(env: Environment, source_dir: str | os.PathLike[str],
-                    auto_prepare: bool = True) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+                    auto_prepare: bool = True, strict: bool = False
+                    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """For a submission: (the job's environment request or None, the environment as recorded).
 
     The recorded form inlines a ``conda_dependencies_file`` so that ``run.get_environment()``
-    returns what the run was built from even after the file changes.
+    returns what the run was built from even after the file changes. ``strict``: see
+    :func:`environment_request`.
     """
-    request = environment_request(env, source_dir, auto_prepare)
+    request = environment_request(env, source_dir, auto_prepare, strict)
     recorded = env.to_dict()
     if request is not None:
         cd = conda_dependencies_of(env, source_dir)

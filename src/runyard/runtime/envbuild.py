@@ -69,7 +69,8 @@ class Prepared:
     """A ready environment for one run (its use-lock is held until the process exits)."""
 
     def __init__(self, key: str, builder: str, outcome: str, prefix: str, python: str,
-                 seconds: float, marker: dict[str, Any]) -> None:
+                 seconds: float, marker: dict[str, Any],
+                 substituted: dict[str, str] | None = None) -> None:
         self.key = key
         self.builder = builder
         self.outcome = outcome  # built | waited | cached
@@ -77,13 +78,37 @@ class Prepared:
         self.python = python
         self.seconds = seconds
         self.marker = marker
+        #: what stood in for what the spec asked (``runyard.container_fallback``, ...)
+        self.substituted = dict(substituted or {})
 
     def properties(self) -> dict[str, str]:
-        """Run properties recording what was used."""
+        """Run properties recording what was used (and what was substituted)."""
         return {"environment_key": self.key, "environment_builder": self.builder,
                 "environment_build": self.outcome,
                 "environment_python": str(self.marker.get("python", "")),
-                "environment_prepare_seconds": f"{self.seconds:.3f}"}
+                "environment_prepare_seconds": f"{self.seconds:.3f}", **self.substituted}
+
+
+#: The run property saying a container was asked for and uv built the spec instead.
+CONTAINER_FALLBACK = "uv: no container engine on target"
+
+
+def _container_fallback(builder: _Builder, request: dict[str, Any], cache: Path,
+                        log: _Log) -> _Builder:
+    """``builder``, or a uv builder for the same plan when it is the container builder, this
+    target has no running container engine and the request is not ``strict`` (a strict one
+    keeps the container builder, whose check refuses with what to do)."""
+    if not isinstance(builder, _ContainerBuilder) or request.get("strict"):
+        return builder
+    engine, why = builder.engine()
+    if engine is not None:
+        return builder
+    log.say("warning: environment.docker.enabled asks for a container, and this target has no "
+            f"container engine ({'; '.join(why)}); building the same spec with uv instead "
+            "(base image ignored; set strict_environments to refuse instead)")
+    uv = _UvBuilder(request, cache, log, builder.env, name="uv")
+    uv.substituted["runyard.container_fallback"] = CONTAINER_FALLBACK
+    return uv
 
 
 def prepare(request: dict[str, Any], log_path: str | os.PathLike[str],
@@ -94,6 +119,11 @@ def prepare(request: dict[str, Any], log_path: str | os.PathLike[str],
     log = _Log(log_path)
     try:
         builder = make_builder(request, log, dict(os.environ if env is None else env))
+        dropped = (request.get("plan") or {}).get("dropped")
+        if dropped:
+            log.say(f"dropped {', '.join(map(str, dropped))}: runyard provides the azureml "
+                    "import path")
+        builder = _container_fallback(builder, request, cache, log)
         builder.ident = builder.identity()
         key = cache_key(request, builder.ident)
         got = _use(cache, key)
@@ -118,7 +148,7 @@ def prepare(request: dict[str, Any], log_path: str | os.PathLike[str],
                     f"environment {key} ({builder.name}, {marker.get('python', '?')})")
         return Prepared(key=key, builder=builder.name, outcome=outcome, prefix=str(prefix),
                         python=builder.interpreter(prefix), seconds=time.monotonic() - t0,
-                        marker=marker)
+                        marker=marker, substituted=builder.substituted)
     except EnvBuildError as exc:
         log.say(f"environment preparation failed: {exc.message}")
         exc.details.setdefault("builder", request.get("builder"))
@@ -191,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = [
-    "CONTAINER_PREFIX", "ENV_PYTHON", "KEY_FORMAT", "MARKER", "REQUIREMENTS_FILE",
+    "CONTAINER_FALLBACK", "CONTAINER_PREFIX", "ENV_PYTHON", "KEY_FORMAT", "MARKER",
+    "REQUIREMENTS_FILE",
     "EnvBuildError", "Prepared", "_Builder", "_CondaBuilder", "_ContainerBuilder", "_Log",
     "_UvBuilder", "cache_key", "container_command", "find_uv", "installer_message",
     "list_cache", "main", "make_builder", "platform_tag", "prepare", "prepare_run",

@@ -26,6 +26,10 @@ from pathlib import Path
 from typing import IO, Any
 
 REQUIREMENTS_FILE = "runyard-requirements.txt"
+#: The oldest python the runtime runs on (a pin below it is raised to an available version).
+PYTHON_FLOOR = (3, 8)
+#: The newest python minor version searched when raising a pin.
+PYTHON_NEWEST_MINOR = 14
 CONTAINER_PREFIX = "/opt/runyard-env"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _ERROR_START = re.compile(r"^\s*(?:(?:error|critical|CondaError|LibMambaUnsatisfiableError|"
@@ -180,6 +184,9 @@ class _Builder:
         self.python: tuple[str, str] | None = None
         #: what :meth:`identity` returned
         self.ident = ""
+        #: run properties saying what was substituted for what the spec asked (a raised
+        #: python pin, uv for a missing container engine)
+        self.substituted: dict[str, str] = {}
 
     @property
     def plan(self) -> dict[str, Any]:
@@ -231,8 +238,50 @@ class _UvBuilder(_Builder):
         if python_satisfies(_python_version(), want):
             self.python = here
         else:
-            self.python = self._find_python(str(want))
+            try:
+                self.python = self._find_python(str(want))
+            except EnvBuildError:
+                if self.request.get("strict"):
+                    raise
+                self.python = self._raise_python(str(want))
         return f"{self.python[1]}|{platform_tag()}"
+
+    def _raise_python(self, want: str) -> tuple[str, str]:
+        """The oldest python on this target at or above both ``want`` and the runtime's floor
+        (installed ones only: ``uv python find``, this interpreter); refuses when ``want`` is
+        not a plain version or nothing newer is here."""
+        m = re.fullmatch(r"\s*(?:==?)?\s*(\d+)\.(\d+)(?:\.\d+)*(?:\.\*)?\s*", want)
+        if m is None or int(m.group(1)) != 3:
+            raise EnvBuildError(f"python {want} is not available on this target, and it is not "
+                                "a plain version runyard can raise; pin an installed version",
+                                python=want)
+        start = max(int(m.group(2)), PYTHON_FLOOR[1])
+        here = _current_python()
+        mine = sys.version_info[1]
+        found: tuple[str, str] | None = None
+        env = self.tool_env()
+        env["UV_PYTHON_DOWNLOADS"] = "never"
+        for minor in range(start, mine if mine >= start else PYTHON_NEWEST_MINOR + 1):
+            got = _capture([*self.uv(), "python", "find", f"3.{minor}"], env, self.cache)
+            if got.returncode == 0 and got.stdout.strip():
+                path = got.stdout.strip().splitlines()[-1]
+                probe = _capture([path, "-c", "import platform, sys; print("
+                                  "sys.implementation.name + '-' + platform.python_version())"],
+                                 env, self.cache)
+                if probe.returncode == 0:
+                    found = (path, probe.stdout.strip())
+                    break
+        if found is None and mine >= start:
+            found = here
+        if found is None:
+            raise EnvBuildError(f"python {want} is not available on this target, and no newer "
+                                "python is installed here to raise it to", python=want)
+        version = found[1].split("-", 1)[-1]
+        self.log.say(f"warning: python {want} is not available on this target (no installer "
+                     f"here provides it); using the oldest available python {version} instead "
+                     "(set strict_environments to refuse instead)")
+        self.substituted["runyard.python_raised"] = f"{want} -> {version}"
+        return found
 
     def _find_python(self, want: str) -> tuple[str, str]:
         env = self.tool_env()

@@ -35,12 +35,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runyard.runtime import procmarks
+from runyard.runtime import azureml_alias, procmarks
 from runyard.runtime.spool import SpoolWriter
 
 DRIVER_LOG = "system_logs/driver_log.txt"
 KILL_GRACE_SECONDS = 5.0
 _TRACEBACK = b"Traceback (most recent call last):"
+#: States after which the runner removes the working copy (when the job asks it to).
+_END_STATES = ("Completed", "Failed", "Canceled")
+#: The end of the script's output kept on a failed run's error (``output_tail``).
+TAIL_LINES = 20
+TAIL_BYTES = 4096
 
 
 class _Canceled(Exception):
@@ -77,15 +82,42 @@ class Runner:
         self.marker = procmarks.run_marker(self.run_id, self.attempt)
         self._logs_seen: dict[str, tuple[int, int]] = {}
         self._skipped: set[str] = set()
+        self._script_log_start = 0
 
     # -- states ------------------------------------------------------------------------------
     def status(self, status: str, cause: str, **extra: Any) -> None:
+        if status in _END_STATES and self.job.get("remove_workdir"):
+            self.remove_workdir()  # before the end is told: an ended run has no working copy
         self.spool.emit("status", status=status, cause=cause, attempt=self.attempt, **extra)
+
+    def remove_workdir(self) -> None:
+        """Remove the run's working copy of the code (``remove_workdir`` in the job): its
+        ``logs/`` and ``outputs/`` are in the artifacts by now, the snapshot stays in the
+        workspace. A folder the script made unreadable is made readable first."""
+        def unlock(func: Any, path: str, exc: Any) -> None:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.dirname(path), 0o700)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    os.chmod(path, 0o700)
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
+
+        if self.workdir.is_dir() and not self.workdir.is_symlink():
+            shutil.rmtree(self.workdir, onerror=unlock)
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self.cancel_requested = True
         if self.proc is None:
             raise _Canceled()
+
+    def _preparing_cause(self) -> str:
+        env = self.job.get("environment")
+        if not env:
+            return "slot acquired"
+        key = str(env.get("spec_hash") or "")[:8]
+        return f"slot acquired; preparing the environment ({env.get('builder', 'uv')}, " \
+               f"spec {key})"
 
     # -- slots -------------------------------------------------------------------------------
     def acquire_slot(self) -> int | None:
@@ -167,6 +199,26 @@ class Runner:
         i = tail.rfind(_TRACEBACK)
         return tail[i:].decode(errors="replace").strip() if i >= 0 else None
 
+    def output_tail(self, log_path: Path, start: int = 0) -> str:
+        """The last ``TAIL_LINES`` lines (at most ``TAIL_BYTES``) the script wrote to the driver
+        log after byte ``start`` (stdout and stderr share the log, in order), without the
+        runner's own ``[runyard]`` notes: where argparse's and ``sys.exit``'s messages are."""
+        try:
+            with open(log_path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(start, size - TAIL_BYTES))
+                data = fh.read()
+        except OSError:
+            return ""
+        lines = [ln for ln in data.decode(errors="replace").splitlines()
+                 if not ln.startswith("[runyard]")]
+        if size - start > TAIL_BYTES and lines:
+            lines = lines[1:]  # the first line read may be cut
+        while lines and not lines[-1].strip():
+            lines.pop()
+        return "\n".join(lines[-TAIL_LINES:])
+
     # -- processes ---------------------------------------------------------------------------
     def markers(self) -> dict[str, str]:
         """The marker variables the script's environment must carry: this attempt's run marker
@@ -208,10 +260,11 @@ class Runner:
         signal.signal(signal.SIGTERM, self._on_sigterm)
         try:
             self.acquire_slot()
-            self.status("Preparing", "slot acquired")
+            self.status("Preparing", self._preparing_cause())
             from runyard.runtime.envscrub import scrub  # noqa: PLC0415  (no credentials)
             env = scrub(os.environ)
             env.update(self.job.get("env", {}))
+            env = azureml_alias.with_alias(env)  # system-managed: `import azureml` is runyard's
             env.update(self.markers())
             command = list(self.job["command"])
             log_path = self.artifacts / DRIVER_LOG
@@ -230,6 +283,7 @@ class Runner:
                 env.update(self.markers())
             self.status("Starting", "starting the script")
             with open(log_path, "ab") as log:
+                self._script_log_start = log.tell()
                 self.proc = subprocess.Popen(
                     command, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -238,7 +292,9 @@ class Runner:
                 raise _Canceled()
             (self.workdir.parent / "script.pid").write_text(str(self.proc.pid))
             self.spool.emit("files", files=[[DRIVER_LOG, 0]])
-            self.status("Running", f"script started (pid {self.proc.pid})")
+            node = _ray_node_id()
+            self.status("Running", f"script started (pid {self.proc.pid})"
+                        + (f" on node {node[-6:]}" if node else ""))
             return self._supervise(log_path)
         except _Canceled:
             self.kill_script()
@@ -289,15 +345,32 @@ class Runner:
                 "message": f"The run exceeded max_run_duration_seconds={limit} and was stopped.",
                 "exit_code": code})
         elif code == 0:
-            self.status("Completed", "script exited with code 0")
+            offline = azureml_alias.offline_sdk_error(log_path, self._script_log_start)
+            if offline:  # the real SDK swallowed the metrics: never a silent Completed
+                self.status("Failed", "the script logged to the Azure ML SDK's offline run",
+                            error=offline)
+            else:
+                self.status("Completed", "script exited with code 0")
         else:
             tb = self.traceback_text(log_path)
+            tail = self.output_tail(log_path, self._script_log_start)
             msg = f"The script exited with code {code}."
-            if tb:
-                msg = f"{msg} {tb.strip().splitlines()[-1]}"
+            last = tb or tail
+            if last:
+                msg = f"{msg} {last.strip().splitlines()[-1]}"
             self.status("Failed", f"script exited with code {code}",
-                        error={"message": msg, "exit_code": code, "traceback": tb})
+                        error={"message": msg, "exit_code": code, "traceback": tb,
+                               "output_tail": tail})
         return 0
+
+
+def _ray_node_id() -> str:
+    """The id of the Ray node this runner is on (cluster kind; '' elsewhere), from what the
+    raylet passes down to its workers' processes."""
+    for name in ("RAY_NODE_ID", "RAY_CLOUD_INSTANCE_ID", "RAY_OVERRIDE_NODE_ID_FOR_TESTING"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return ""
 
 
 def _own_start_time() -> int | None:

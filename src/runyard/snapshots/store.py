@@ -21,12 +21,15 @@ release the GIL). Unchanged files are not read at all (see runyard.snapshots.sta
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import os
 import shutil
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +66,15 @@ MAX_WORKERS = 8
 """Upper bound on the hashing/copying threads."""
 
 _O_BINARY = getattr(os, "O_BINARY", 0)
+
+FICLONE = 0x40049409
+"""Linux ``ioctl`` that makes a file share another's bytes copy-on-write (a reflink)."""
+_FICLONE_SUPPORTED = sys.platform.startswith("linux")
+#: What ``FICLONE`` answers where the filesystem (or the pair of files) cannot share bytes.
+_NO_REFLINK_ERRNOS = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EINVAL,
+                                errno.ENOTTY, errno.ENOSYS, errno.EPERM, errno.EBADF})
+GC_LOCK = "gc.lock"
+"""Lock file in the store root: shared while a snapshot is taken, exclusive while collecting."""
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -78,6 +90,16 @@ def _blob_present(path: str, size: int | None) -> bool:
     except OSError:
         return False
     return size is None or st.st_size == size
+
+
+@dataclass(frozen=True)
+class Garbage:
+    """One file :meth:`SnapshotStore.collect_garbage` removed (or would remove)."""
+
+    kind: str  # "snapshot", "blob" or "temp file"
+    name: str  # snapshot id, blob hash or temp file name
+    bytes: int
+    path: str
 
 
 @dataclass(frozen=True)
@@ -236,6 +258,8 @@ class SnapshotStore:
         self.root = Path(root)
         self._blobs_dir = str(self.root / "blobs")
         self._made_dirs: set[str] = set()
+        #: Per destination filesystem (``st_dev``): whether ``FICLONE`` works there.
+        self._reflink_ok: dict[int, bool] = {}
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -342,34 +366,38 @@ class SnapshotStore:
             else:
                 cached[i] = blob
 
-        tmp_dir = self.root / "tmp"
-        if not os.path.isdir(self._blobs_dir):
-            self._made_dirs.clear()  # the store was removed since: forget the shard dirs
-        for sub in ("blobs", "manifests", "statcache", "tmp"):
-            os.makedirs(self.root / sub, exist_ok=True)
-        ingest = _Ingest(self)
-        hashed = self._hash_many(source, files, todo, ingest)
-        entries, rows = _assemble(files, cached, hashed, start_ns)
-        data = encode_manifest_rows(entries)
-        snapshot_id = manifest_id(data)
-        if not self._manifest_path(snapshot_id).exists():
-            # Blobs known from the stat cache may have been removed from the store since.
-            lost = [
-                i
-                for i, blob in cached.items()
-                if not _blob_present(self._blob_file(blob), files[i][1].st_size)
-            ]
-            if lost:
-                for i in lost:
-                    del cached[i]
-                hashed.update(self._hash_many(source, files, lost, ingest))
-                entries, rows = _assemble(files, cached, hashed, start_ns)
-                data = encode_manifest_rows(entries)
-                snapshot_id = manifest_id(data)
-            path = self._manifest_path(snapshot_id)
-            if not path.exists():
-                atomic_write_bytes(path, data, tmp_dir)
-        cache.save(rows, tmp_dir)
+        with self._gc_lock(exclusive=False):  # no collection while blobs are written
+            tmp_dir = self.root / "tmp"
+            if not os.path.isdir(self._blobs_dir):
+                self._made_dirs.clear()  # the store was removed since: forget the shard dirs
+            for sub in ("blobs", "manifests", "statcache", "tmp"):
+                os.makedirs(self.root / sub, exist_ok=True)
+            ingest = _Ingest(self)
+            hashed = self._hash_many(source, files, todo, ingest)
+            entries, rows = _assemble(files, cached, hashed, start_ns)
+            data = encode_manifest_rows(entries)
+            snapshot_id = manifest_id(data)
+            if not self._manifest_path(snapshot_id).exists():
+                # Blobs known from the stat cache may have been removed from the store since.
+                lost = [
+                    i
+                    for i, blob in cached.items()
+                    if not _blob_present(self._blob_file(blob), files[i][1].st_size)
+                ]
+                if lost:
+                    for i in lost:
+                        del cached[i]
+                    hashed.update(self._hash_many(source, files, lost, ingest))
+                    entries, rows = _assemble(files, cached, hashed, start_ns)
+                    data = encode_manifest_rows(entries)
+                    snapshot_id = manifest_id(data)
+                path = self._manifest_path(snapshot_id)
+                if not path.exists():
+                    atomic_write_bytes(path, data, tmp_dir)
+            else:  # taken again: mark it used now (garbage collection keeps recent snapshots)
+                with contextlib.suppress(FileNotFoundError):
+                    os.utime(self._manifest_path(snapshot_id))
+            cache.save(rows, tmp_dir)
         return SnapshotInfo(
             id=snapshot_id,
             file_count=len(entries),
@@ -409,10 +437,13 @@ class SnapshotStore:
     def restore(self, snapshot_id: str, dest: str | Path) -> Path:
         """Write the files of snapshot ``snapshot_id`` into ``dest`` (created) and return it.
 
-        Files are copied from the store (never hard-linked: the run may modify its copy) and
-        get their recorded mode (0o755 or 0o644). Existing files at the same paths are
-        replaced; other files in ``dest`` are left alone. NotFound if the snapshot or one of
-        its blobs is missing.
+        Each file is a private copy the run may change freely: a reflink (``FICLONE``: the
+        bytes are shared copy-on-write with the blob, so a restore costs no disk) where the
+        filesystem has them (btrfs, XFS, bcachefs), else a plain copy. Never a hard link: as
+        root (or as the owner, after a ``chmod``) a script could write through a hard link into
+        the store. Files get their recorded mode (0o755 or 0o644). Existing files (or links) at
+        the same paths are replaced, never written through; other files in ``dest`` are left
+        alone. NotFound if the snapshot or one of its blobs is missing.
         """
         entries = self.manifest(snapshot_id)
         lacking = [e.blob for e in entries if not _blob_present(self._blob_file(e.blob), e.size)]
@@ -427,17 +458,147 @@ class SnapshotStore:
         base = str(dest_path)
         for d in sorted({e.path.rpartition("/")[0] for e in entries} - {""}):
             os.makedirs(os.path.join(base, d), exist_ok=True)
+        dev = os.stat(base).st_dev
 
         def copy(e: ManifestEntry) -> None:
             target = os.path.join(base, e.path)
-            if os.path.islink(target):
-                os.unlink(target)  # never write through a link
-            shutil.copyfile(self._blob_file(e.blob), target)
+            if os.path.lexists(target) and not os.path.isdir(target):
+                os.unlink(target)  # never write through a link (symbolic or hard)
+            self._clone_or_copy(self._blob_file(e.blob), target, dev)
             os.chmod(target, e.mode)
 
         workers = _worker_count() if len(entries) > 16 else 1
         _parallel(entries, copy, workers, weight=lambda e: e.size)
         return dest_path
+
+    def reflinks(self, dest_dir: str | Path) -> bool | None:
+        """Whether restores into ``dest_dir``'s filesystem use reflinks (None: not tried yet)."""
+        return self._reflink_ok.get(os.stat(dest_dir).st_dev)
+
+    def _clone_or_copy(self, src: str, dst: str, dev: int) -> None:
+        """A reflink of ``src`` at ``dst`` (a new file) where the filesystem can, else a copy.
+
+        The answer is remembered per destination filesystem, so a filesystem without
+        reflinks costs one failed ``ioctl`` per store, not one per file.
+        """
+        if _FICLONE_SUPPORTED and self._reflink_ok.get(dev, True):
+            src_fd = os.open(src, os.O_RDONLY | _O_BINARY)
+            try:
+                dst_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o600)
+                try:
+                    fcntl.ioctl(dst_fd, FICLONE, src_fd)
+                except OSError as err:
+                    if err.errno not in _NO_REFLINK_ERRNOS:
+                        raise
+                    self._reflink_ok[dev] = False
+                else:
+                    self._reflink_ok[dev] = True
+                    return
+                finally:
+                    os.close(dst_fd)
+            finally:
+                os.close(src_fd)
+            os.unlink(dst)
+        shutil.copyfile(src, dst)
+
+    # -- garbage -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _gc_lock(self, exclusive: bool) -> Iterator[None]:
+        """Held shared by every ``take`` while it writes, exclusive by :meth:`collect_garbage`
+        (so a blob written by a snapshot in progress is never collected)."""
+        os.makedirs(self.root, exist_ok=True)
+        fd = os.open(self.root / GC_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    def snapshot_ids(self) -> list[str]:
+        """Ids of the snapshots in the store, sorted."""
+        try:
+            names = os.listdir(self.root / "manifests")
+        except FileNotFoundError:
+            return []
+        return sorted(n[:-5] for n in names if n.endswith(".json") and is_sha256_hex(n[:-5]))
+
+    def collect_garbage(
+        self, keep: Iterable[str], *, unused_since: float, dry_run: bool = False
+    ) -> list[Garbage]:
+        """Remove the snapshots not in ``keep`` that were not taken or used since
+        ``unused_since`` (a time stamp), the blobs no remaining snapshot refers to, and temp
+        files older than ``unused_since``; returns what was (with ``dry_run``: would be)
+        removed.
+
+        Runs under the store's exclusive lock: a snapshot being taken meanwhile waits (and
+        a blob it wrote is never taken from under it). A remaining manifest that cannot be read
+        keeps every blob (nothing is collected but unreferenced manifests and temp files).
+        """
+        wanted = set(keep)
+        out: list[Garbage] = []
+        if not (self.root / "manifests").is_dir():
+            return out
+        with self._gc_lock(exclusive=True):
+            remaining: list[str] = []
+            for sid in self.snapshot_ids():
+                path = self._manifest_path(sid)
+                try:
+                    st = path.stat()
+                except FileNotFoundError:
+                    continue
+                if sid in wanted or st.st_mtime >= unused_since:
+                    remaining.append(sid)
+                else:
+                    out.append(Garbage("snapshot", sid, st.st_size, str(path)))
+            referenced: set[str] = set()
+            readable = True
+            for sid in remaining:
+                try:
+                    referenced.update(e.blob for e in self.manifest(sid))
+                except (NotFound, WorkspaceError):
+                    readable = False
+            if readable:
+                out.extend(self._unreferenced_blobs(referenced))
+            out.extend(self._old_temp_files(unused_since))
+            if not dry_run:
+                for item in out:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(item.path)
+                if any(item.kind == "blob" for item in out):
+                    self._made_dirs.clear()  # shard folders stay, but forget them anyway
+        return out
+
+    def _unreferenced_blobs(self, referenced: set[str]) -> list[Garbage]:
+        out: list[Garbage] = []
+        try:
+            shards = sorted(os.scandir(self._blobs_dir), key=lambda d: d.name)
+        except FileNotFoundError:
+            return out
+        for shard in shards:
+            if not shard.is_dir(follow_symlinks=False):
+                continue
+            for f in os.scandir(shard.path):
+                blob = shard.name + f.name
+                if blob in referenced or not is_sha256_hex(blob):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    out.append(Garbage("blob", blob, f.stat(follow_symlinks=False).st_size,
+                                       f.path))
+        return out
+
+    def _old_temp_files(self, before: float) -> list[Garbage]:
+        out: list[Garbage] = []
+        try:
+            entries = list(os.scandir(self.root / "tmp"))
+        except FileNotFoundError:
+            return out
+        for f in entries:
+            with contextlib.suppress(FileNotFoundError):
+                st = f.stat(follow_symlinks=False)
+                if f.is_file(follow_symlinks=False) and st.st_mtime < before:
+                    out.append(Garbage("temp file", f.name, st.st_size, f.path))
+        return out
 
 
 def _assemble(

@@ -109,6 +109,11 @@ class WorkspaceStore(ABC):
     def list_experiments(self) -> list[ExperimentRecord]:
         """All experiments, oldest first."""
 
+    @abstractmethod
+    def set_experiment_archived(self, name: str, archived: bool) -> ExperimentRecord:
+        """Archive (hide from default listings) or reactivate the experiment ``name``
+        (``NotFound`` if it does not exist)."""
+
     # -- runs --------------------------------------------------------------------------------
     @abstractmethod
     def create_run(self, run: RunRecord, cause: str) -> None:
@@ -145,6 +150,13 @@ class WorkspaceStore(ABC):
     @abstractmethod
     def start_attempt(self, run_id: str, cause: str, at: float) -> int:
         """Open a new attempt (back to Queued); returns its number."""
+
+    @abstractmethod
+    def delete_runs(self, run_ids: Sequence[str]) -> int:
+        """Delete the runs ``run_ids`` and everything recorded about them (status events,
+        attempts, tags, properties, metrics, file records, spool offsets) in one transaction;
+        only runs in a terminal state are deleted (a live one is left as it is). Returns how
+        many runs were deleted. Children are not followed: pass their ids too."""
 
     # -- tracking ----------------------------------------------------------------------------
     @abstractmethod

@@ -278,6 +278,9 @@ class ClusterKind(ComputeKind):
         report = cs.get("autoscalerReport") or {}
         usage = (cs.get("loadMetricsReport") or {}).get("usageByNode") or {}
         managed = report.get("nodeTypeMapping") or {}
+        # the autoscaler's usage lags a loop behind: with no Ray job left unfinished, no node
+        # runs anything, whatever the last usage report says
+        live_jobs = any(j.get("status") not in TERMINAL_JOB_STATES for j in dash.jobs())
         low = self._config.vm_priority == "lowpriority"
         counts = _empty_counts()
         now_ms = time.time() * 1000
@@ -286,8 +289,9 @@ class ClusterKind(ComputeKind):
             node_id = str(n.get("node_id"))
             if n.get("state") == "ALIVE":
                 used = usage.get(node_id) or {}
-                busy = any(float(v[0]) > 0 for k, v in used.items()
-                           if k in ("CPU", "GPU", "memory") and isinstance(v, list) and v)
+                busy = live_jobs and any(
+                    float(v[0]) > 0 for k, v in used.items()
+                    if k in ("CPU", "GPU", "memory") and isinstance(v, list) and v)
                 if managed and node_id not in managed:
                     node_state = "leaving"  # the autoscaler let it go; Ray has not yet
                 else:
@@ -305,7 +309,11 @@ class ClusterKind(ComputeKind):
                 "started_at": float(n.get("start_time_ms") or 0) / 1000,
                 "state_message": n.get("state_message")})
         pending = sum(int(v) for v in (report.get("pendingLaunches") or {}).values())
-        counts["preparing"] += pending + len(report.get("pendingNodes") or [])
+        # a node that joined Ray may still be listed as pending by the autoscaler for a loop:
+        # never count more nodes than max_nodes allows
+        up = counts["idle"] + counts["running"] + counts["leaving"]
+        room = max(0, int(self._config.max_nodes or 0) - up)
+        counts["preparing"] += min(room, pending + len(report.get("pendingNodes") or []))
         failed = report.get("failedNodes") or []
         counts["unusable"] += len(failed)
         errors = [f"node {f[0] if isinstance(f, list) else f} failed to start" for f in failed]

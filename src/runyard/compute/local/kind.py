@@ -34,6 +34,25 @@ BUILTIN = "local"
 _BUNDLES: dict[Path, Path] = {}
 
 
+def remove_tree(path: Path) -> None:
+    """Remove the folder ``path`` if it exists (a link to one is only unlinked); folders a
+    script made unreadable are made readable first; what still resists is left."""
+    if path.is_symlink():
+        path.unlink()
+        return
+    if not path.is_dir():
+        return
+    import shutil  # noqa: PLC0415
+
+    for dirpath, dirs, _files in os.walk(path):
+        for d in dirs:
+            full = os.path.join(dirpath, d)
+            if not os.path.islink(full):
+                with contextlib.suppress(OSError):
+                    os.chmod(full, 0o700)
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @dataclass
 class LocalHandle(JobHandle):
     """A runner process on this machine: pid + start time identify it across restarts."""
@@ -121,6 +140,8 @@ class LocalKind(ComputeKind):
         if claimed is not None:  # started once already (its submitter died before recording)
             return claimed
         runner["claim_path"] = str(claim_path)
+        # the working copy goes when the run ends (its outputs and logs are collected first)
+        runner["remove_workdir"] = not self.ctx.keep_run_folders
         job_path = rd / f"job-a{job.attempt}.json"
         job_path.write_text(json.dumps(runner))
         # the runner needs no credential either, and a script can read its parent's environ
@@ -145,6 +166,13 @@ class LocalKind(ComputeKind):
             return None
         return LocalHandle(run_id=job.run_id, attempt=job.attempt, pid=int(data["pid"]),
                            pid_start=data.get("pid_start"), run_dir=str(claim_path.parent))
+
+    def on_run_end(self, run_id: str) -> bool:
+        """Remove the working copy a run's runner left behind (it removes its own before it
+        reports the end; one killed outright cannot), unless ``keep_run_folders`` is set."""
+        if not self.ctx.keep_run_folders:
+            remove_tree(self.ctx.run_dir(run_id) / "wd")
+        return False
 
     def alive(self, handle: LocalHandle) -> bool:
         """Whether the runner of ``handle`` still runs (pid and start time both match)."""

@@ -1,12 +1,12 @@
-"""Cancelling runs."""
+"""Cancelling runs, and ending them from outside their script."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runyard.entities import RunRecord, RunStatus
-from runyard.errors import NotFound
+from runyard.errors import InvalidParameter, InvalidTransition, NotFound
 from runyard.services.runs.sync import sync_run
 from runyard.services.targets import get_kind
 from runyard.store.base import Transition
@@ -33,4 +33,32 @@ def cancel_run(ctx: WorkspaceContext, run_id: str) -> RunRecord:
     fresh = ctx.store.get_run(run_id)
     if fresh is None:
         raise NotFound(f"run {run_id!r} does not exist")
+    return fresh
+
+
+def end_run(ctx: WorkspaceContext, run_id: str, status: RunStatus, cause: str,
+            error: dict[str, Any] | None = None) -> RunRecord:
+    """End a live run from outside its script as ``status`` (Azure ML v1's ``run.complete()``
+    / ``run.fail()`` on a submitted run): the status is recorded first (so the runner's own
+    report of being stopped cannot replace it), then the target stops the script's process
+    tree like a cancel. A run that has already ended is refused with ``InvalidTransition``
+    naming its status, and left as it is.
+    """
+    if not status.terminal:
+        raise InvalidParameter("status", f"{status.value} does not end a run; use Completed, "
+                               "Failed or Canceled")
+    run = sync_run(ctx, run_id)
+    applied = not run.status.terminal and ctx.store.transition(
+        Transition(run_id, status, cause, time.time(), error=error))
+    fresh = ctx.store.get_run(run_id)
+    if fresh is None:
+        raise NotFound(f"run {run_id!r} does not exist")
+    if not applied:
+        raise InvalidTransition(f"run {run_id} has already ended {fresh.status.value}; "
+                                f"it cannot be set {status.value} (its status is unchanged)",
+                                details={"run_id": run_id, "status": fresh.status.value})
+    if fresh.handle is not None and fresh.parent_id is None:
+        target = get_kind(ctx, fresh.target)
+        target.cancel(target.load_handle(fresh.handle))
+        fresh = sync_run(ctx, run_id)
     return fresh

@@ -26,10 +26,16 @@ from runyard.services.runs.events import (
 from runyard.store.base import IngestBatch, RejectedEvent, Transition
 
 
+def _int_text(value: Any) -> str | None:
+    """The JSON text kept next to the float of an integer scalar, so that it reads back as
+    that integer (``run.log("epochs", 3)`` gives ``3``, not ``3.0``, as in Azure ML v1)."""
+    return str(value) if type(value) is int else None
+
+
 def _metric(row: list[Any]) -> MetricRow:
     name, kind, step, value, ts = row
     if kind == "scalar" and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return MetricRow(str(name), kind, int(step), float(value), None, float(ts))
+        return MetricRow(str(name), kind, int(step), float(value), _int_text(value), float(ts))
     return MetricRow(str(name), str(kind), int(step), None,
                      json.dumps(value, separators=(",", ":")), float(ts))
 
@@ -46,7 +52,11 @@ def metric_series(run_id: str, ev: dict[str, Any]) -> MetricSeries | None:
     if numeric is None:
         numeric = all(type(v) is float or type(v) is int for v in values)
     if kind == "scalar" and numeric:
-        return MetricSeries(run_id, str(ev.get("name")), kind, steps, values, [None] * n, times)
+        texts_of_ints: list[str | None] = (
+            [_int_text(v) for v in values] if any(type(v) is int for v in values)
+            else [None] * n)
+        return MetricSeries(run_id, str(ev.get("name")), kind, steps, values, texts_of_ints,
+                            times)
     nums: list[float | None] = []
     texts: list[str | None] = []
     for v in values:

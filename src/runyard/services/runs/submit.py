@@ -16,7 +16,7 @@ from runyard.compute.base import RUN_BASED_TAG, ComputeKind, JobSpec
 from runyard.compute.config import ComputeConfiguration
 from runyard.compute.kinds import compute_kinds, load_kind
 from runyard.entities import RunRecord, RunStatus
-from runyard.environments.spec import resolve_for_run
+from runyard.environments.spec import resolve_for_run, script_variables
 from runyard.errors import InvalidParameter, NotSupported, RunyardError
 from runyard.naming import check_experiment_name
 from runyard.runconfig import RunConfiguration, ScriptRunConfig
@@ -138,8 +138,9 @@ def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunC
     except RunyardError:
         cls = None  # an unknown target is reported below, after the script checks
     command = build_command(src, rc, on_target=bool(cls and cls.interpreter_on_target))
-    env_request, env_recorded = resolve_for_run(rc.environment, src,
-                                                rc.auto_prepare_environment)
+    env_request, env_recorded = resolve_for_run(
+        rc.environment, src, rc.auto_prepare_environment,
+        strict=bool(ctx.config.get("strict_environments", False)))
     run_based = _run_based(ctx, rc) if cls is None else None
     target: ComputeKind | None = None
     if run_based is None:
@@ -169,7 +170,8 @@ def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunC
         target = kind(ctx, name)
     assert target is not None
     job = JobSpec(run_id=run_id, attempt=1, experiment=experiment, snapshot_id=snapshot_id,
-                  command=command, env=dict(rc.environment.environment_variables),
+                  command=command, env={**rc.environment.environment_variables,
+                                        **script_variables(rc.environment)},
                   max_run_duration_seconds=rc.max_run_duration_seconds,
                   output_collection=rc.history.output_collection, node_count=rc.node_count,
                   tags=clean_tags, properties={}, environment=env_request,
@@ -190,8 +192,10 @@ def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunC
                     "job": job.to_dict()},
         tags=clean_tags)
     ctx.store.get_or_create_experiment(experiment)
-    ctx.store.create_run(run, "submitted")
-    if target.ready():
+    ready = target.ready()
+    ctx.store.create_run(run, "submitted" if ready else
+                         f"submitted; waiting for target {target.name!r} to be ready")
+    if ready:
         dispatch(ctx, target, run.id, raise_errors=True)
     return ctx.store.get_run(run.id) or run
 

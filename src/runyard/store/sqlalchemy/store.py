@@ -23,7 +23,7 @@ from runyard.entities import (
     RunRecord,
     RunStatus,
 )
-from runyard.errors import InvalidParameter
+from runyard.errors import InvalidParameter, NotFound
 from runyard.store.base import (
     EnvironmentRecord,
     IngestBatch,
@@ -188,6 +188,15 @@ class SqlWorkspaceStore(ComputeRows, WorkspaceStore):
         with self._read() as c:
             rows = c.execute(select(t.experiments).order_by(t.experiments.c.created_at)).all()
         return [self._exp(r) for r in rows]
+
+    def set_experiment_archived(self, name: str, archived: bool) -> ExperimentRecord:
+        with self._write() as c:
+            c.execute(update(t.experiments).where(t.experiments.c.name == name)
+                      .values(archived=bool(archived)))
+        found = self.get_experiment(name)
+        if found is None:
+            raise NotFound(f"experiment {name!r} does not exist")
+        return found
 
     # -- runs --------------------------------------------------------------------------------
     def _create_run(self, c: Connection, run: RunRecord, cause: str) -> None:
@@ -424,6 +433,24 @@ class SqlWorkspaceStore(ComputeRows, WorkspaceStore):
         q = q.order_by(ms.name, m.step, m.id)
         with self._read() as c:
             return [MetricRow(*r) for r in c.execute(q)]
+
+    def delete_runs(self, run_ids: Sequence[str]) -> int:
+        ended = [s.value for s in RunStatus if s.terminal]
+        deleted = 0
+        with self._write() as c:
+            for i in range(0, len(run_ids), 500):
+                chunk = list(dict.fromkeys(run_ids[i:i + 500]))
+                ids = [r[0] for r in c.execute(select(t.runs.c.id).where(
+                    t.runs.c.id.in_(chunk), t.runs.c.status.in_(ended)))]
+                if not ids:
+                    continue
+                series = select(t.metric_series.c.id).where(t.metric_series.c.run_id.in_(ids))
+                c.execute(delete(t.metrics).where(t.metrics.c.series_id.in_(series)))
+                for table in (t.metric_series, t.run_events, t.run_attempts, t.run_tags,
+                              t.run_properties, t.run_files, t.spool_offsets):
+                    c.execute(delete(table).where(table.c.run_id.in_(ids)))
+                deleted += c.execute(delete(t.runs).where(t.runs.c.id.in_(ids))).rowcount
+        return deleted
 
     def _add_files(self, c: Connection, files: Sequence[FileRecord]) -> None:
         if not files:

@@ -1,5 +1,6 @@
-"""``azureml.core.compute_target``: every compute-target error is a ``ComputeTargetException``."""
+"""``azureml.core.compute_target``: v1's ``ComputeTargetException`` (runyard's compute-target
+errors and ``TargetUnavailable`` are subclasses of it)."""
 
-from runyard.errors import ComputeTargetError as ComputeTargetException
+from runyard.errors import ComputeTargetException
 
 __all__ = ["ComputeTargetException"]

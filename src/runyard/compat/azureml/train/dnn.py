@@ -1,0 +1,7 @@
+"""``azureml.train.dnn``: estimators have not landed; use ``ScriptRunConfig`` with an
+``Environment`` (every name raises ``NotSupported``)."""
+
+from runyard.compat.azureml._missing import missing
+
+__getattr__ = missing("azureml.train.dnn",
+                      "estimators (use ScriptRunConfig with an Environment)")
