@@ -10,6 +10,16 @@ anywhere (in this module or in any other one, once that module is imported) regi
 ``error_code``. A class that does not set its own ``error_code`` gets its class name; two classes
 claiming the same code raise :class:`TypeError` when the second one is created.
 
+Azure ML v1's exception classes (``AzureMLException``, ``UserErrorException``,
+``ComputeTargetException``, ``ActivityFailedException``, ...; exported as
+``runyard.compat.azureml.exceptions``) are defined here too, and runyard's errors subclass the
+matching one, so that a ported script's v1 ``except`` clauses catch them: ``InvalidParameter``,
+``NotFound``, ``AlreadyExists``, ``NotSupported``, ``InvalidTransition`` -> ``UserErrorException``;
+``RunFailed`` -> ``ActivityFailedException``; ``ComputeTargetError``, ``TargetUnavailable`` ->
+``ComputeTargetException``; ``SnapshotTooLarge`` -> ``SnapshotException``; ``WorkspaceError`` ->
+``WorkspaceException``; ``RunyardError`` -> ``AzureMLException``. They are not runyard errors
+(no code in the table); ``RunyardError`` stays the one root of runyard's own errors.
+
 This module is part of the runtime bundle (Python >= 3.8, standard library only): keep it free of
 imports beyond :mod:`typing` and of newer-than-3.8 syntax outside annotations.
 

@@ -101,7 +101,7 @@ def test_the_readme_quickstart_runs_verbatim(tmp_path: Path) -> None:
     assert proc.returncode == 0, f"{script}\n{proc.stdout}\n{proc.stderr}"
     out = proc.stdout
     assert "mean accuracy over 5 folds" in out and "mean accuracy over 3 folds" in out
-    assert out.count("Completed: script exited with code 0") == 2
+    assert out.count("Completed: script exited with code 0") == 3  # two submits, logs -f
     assert re.search(r"arg C\s+0\.5\s+2\b", out), out
     project = tmp_path / "my-project"
     assert (project / ".gitignore").read_text().splitlines()[-1] == ".runyard/"

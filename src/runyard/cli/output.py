@@ -41,10 +41,10 @@ def console(*, stderr: bool = False) -> Console:
 @contextmanager
 def progress(message: str, *, stderr: bool = False) -> Iterator[None]:
     """A rich spinner saying ``message`` while a long step runs, when the stream is a
-    terminal; a plain ``message...`` line otherwise (logs and pipes get no control codes)."""
+    terminal; nothing otherwise (logs and pipes get no control codes: the commands print
+    their progress as plain lines, e.g. each status change of a run)."""
     stream = sys.stderr if stderr else sys.stdout
     if not stream.isatty():
-        click.echo(f"{message}...", err=stderr)
         yield
         return
     with console(stderr=stderr).status(message, spinner="dots"):
