@@ -347,3 +347,30 @@ def test_python_pin_nothing_provides_on_the_target(ws: Workspace, tmp_path: Path
     assert "using the oldest available python" in (tmp_path / "raise.log").read_text()
     with pytest.raises(envbuild.EnvBuildError, match="python 3.6.2 is not available"):
         envbuild.prepare({**request, "strict": True}, tmp_path / "strict.log")
+
+
+# -- the alias on another target: an SSH host (only the runtime bundle there) -----------------
+def test_unchanged_training_script_on_an_ssh_host(ws: Workspace, src: Path) -> None:
+    """The host has no runyard installed: ``azureml`` comes from the bundle's alias."""
+    from sshhost import missing_tools, start_host, stop_host  # noqa: PLC0415
+
+    from runyard.compute.remote.ssh.connection import POOL  # noqa: PLC0415
+    from runyard.computetarget import ComputeTarget, RemoteCompute  # noqa: PLC0415
+
+    lacking = missing_tools()
+    if lacking:
+        pytest.fail(f"needs {', '.join(lacking)} (scripts/test installs them)", pytrace=False)
+    host = start_host()
+    try:
+        ComputeTarget.attach(ws, "v1-box", RemoteCompute.attach_configuration(
+            address=host.address, ssh_port=host.port, username=host.username,
+            private_key_file=str(host.key_file), known_hosts_file=str(host.known_hosts)))
+        run = Experiment(ws, "v1-envs").submit(ScriptRunConfig(src, "train.py",
+                                                               compute_target="v1-box"))
+        run.wait_for_completion(timeout=120, raise_on_error=False)
+        assert run.get_status() == "Completed", run.get_details().get("error")
+        assert run.get_metrics()["accuracy"] == 0.91
+        assert "trained in /usr" in driver_log(ws, run)  # the host's python, not a venv
+    finally:
+        POOL.close_all()
+        stop_host(host)

@@ -1,11 +1,13 @@
-"""The runtime on an older Python than the SDK's: a real Python 3.9 (Debian bullseye's).
+"""The runtime on Pythons older and newer than the SDK's, each a real interpreter.
 
-The runtime floor is 3.8 (``scripts/pyfloor`` checks it statically); 3.9 is the oldest
-interpreter that installs on this Debian 12 machine (scripts/test installs it with
-``runyard_old_python`` from scripts/_env.sh; ``RUNYARD_TEST_OLD_PYTHON`` names another one).
+The runtime floor is 3.8 (``scripts/pyfloor`` checks it statically on every file of the
+bundle). Real interpreters here: Debian bullseye's python3.9 (scripts/test installs it with
+``runyard_old_python`` from scripts/_env.sh; ``RUNYARD_TEST_OLD_PYTHON`` names another one) and
+the pyenv builds the machine image ships (3.8, 3.9, 3.10, 3.12, 3.13 under /root/.pyenv).
 
 * local: a user-managed environment whose interpreter is that Python runs a script doing
-  ``from runyard import Run; Run.get_context().log(...)``; the metrics arrive.
+  ``from runyard import Run; Run.get_context().log(...)``; the metrics arrive (every
+  interpreter found, 3.8 included).
 * SSH: a host whose python is that Python attaches, and the runner, the host agent and the
   script all run on it; a python that passes the version check but cannot import the runtime
   is refused at attach, naming the python and its version.
@@ -65,6 +67,19 @@ def old_python_version() -> str:
     return out
 
 
+def more_pythons() -> list[str]:
+    """Other real interpreters this machine image ships (pyenv builds), newest minor each:
+    the runtime runs on every one of them in ``test_local_run_on_each_python_here``."""
+    found: dict[str, str] = {}
+    root = Path("/root/.pyenv/versions")
+    for d in sorted(root.glob("3.*")) if root.is_dir() else []:
+        parts = d.name.split(".")
+        usable = len(parts) == 3 and all(x.isdigit() for x in parts)
+        if usable and (d / "bin/python").is_file() and int(parts[1]) >= 8 and parts[1] != "11":
+            found[".".join(parts[:2])] = str(d / "bin/python")
+    return [found[k] for k in sorted(found, key=lambda v: tuple(map(int, v.split("."))))]
+
+
 def write(folder: Path, name: str, body: str) -> Path:
     path = folder / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +87,7 @@ def write(folder: Path, name: str, body: str) -> Path:
     return path
 
 
-def check_run(run: Run, version: str) -> None:
+def check_run(run: Run, version: str, python: str = OLD_PYTHON) -> None:
     details = run.wait_for_completion()
     assert details["status"] == "Completed", run.get_details()
     metrics = run.get_metrics()
@@ -81,7 +96,7 @@ def check_run(run: Run, version: str) -> None:
     assert metrics["epochs"] == 3
     assert metrics["accuracy"] == [0.5, 0.75]
     assert metrics["table"] == {"step": [1], "value": [0.5]}
-    assert run.get_tags()["interpreter"] == OLD_PYTHON
+    assert run.get_tags()["interpreter"] == python
     assert "outputs/done.txt" in run.get_file_names()
 
 
@@ -104,6 +119,21 @@ def test_local_run_with_the_runtime_on_an_old_python(ws: Workspace, tmp_path: Pa
     check_run(run, version)
     log = (ws.run_dir(run.id) / "artifacts/system_logs/driver_log.txt").read_text()
     assert f"ran on {version}" in log
+
+
+@pytest.mark.parametrize("python", more_pythons() or [OLD_PYTHON])
+def test_local_run_on_each_python_here(ws: Workspace, tmp_path: Path, python: str) -> None:
+    """The runtime on every other interpreter the machine has, 3.8 (the floor) up to 3.13."""
+    version = subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+                             capture_output=True, text=True, timeout=30,
+                             check=True).stdout.strip()
+    src = tmp_path / "project"
+    write(src, "train.py", SCRIPT)
+    cfg = ScriptRunConfig(str(src), "train.py")
+    cfg.run_config.environment.python.user_managed_dependencies = True
+    cfg.run_config.environment.python.interpreter_path = python
+    run = Experiment(ws, "pythons").submit(cfg)
+    check_run(run, version, python)
 
 
 # -- SSH host ---------------------------------------------------------------------------------
