@@ -21,6 +21,8 @@ BUNDLE_FILES: tuple[str, ...] = (
     "compat/azureml/__init__.py",
     "compat/azureml/core/__init__.py",
     "compat/azureml/core/run.py",
+    "compat/azureml/exceptions.py",
+    "compat/azureml/telemetry.py",
     "errors.py",
     "entities.py",
     "run.py",

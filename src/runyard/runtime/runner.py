@@ -104,7 +104,10 @@ class Runner:
                     os.unlink(path)
 
         if self.workdir.is_dir() and not self.workdir.is_symlink():
-            shutil.rmtree(self.workdir, onerror=unlock)
+            if sys.version_info >= (3, 12):  # onerror is deprecated there
+                shutil.rmtree(self.workdir, onexc=unlock)  # novermin (guarded)
+            else:
+                shutil.rmtree(self.workdir, onerror=unlock)
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self.cancel_requested = True
