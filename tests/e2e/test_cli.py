@@ -241,7 +241,7 @@ def empty_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (["missing.py"], "'missing.py' does not exist in the source directory"),
     (["../outside.py"], "'../outside.py' is outside the source directory"),
     (["-e", "bad name!", "train.py"], "invalid experiment name 'bad name!'"),
-    (["--runconfig", "nope", "train.py"], "nope.runconfig does not exist"),
+    (["--runconfig", "nope", "train.py"], "run configuration 'nope' does not exist"),
 ])
 def test_bad_submit_exits_2_and_records_no_run(empty_ws: Path, args: list[str],
                                                message: str) -> None:

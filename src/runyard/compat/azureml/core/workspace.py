@@ -102,6 +102,11 @@ class Workspace(_Workspace):
                **more: Any) -> Workspace:
         """v1's ``Workspace.create``: a runyard workspace in ``path`` (default: cwd) storing
         the subscription id, resource group and location given."""
+        if isinstance(auth, (str, os.PathLike)):
+            raise InvalidParameter(
+                "auth", f"got {os.fspath(auth)!r}, a path: in v1's Workspace.create the second "
+                "argument is auth; pass the folder as path=... (or use runyard.Workspace.create("
+                "name, path))")
         _note_auth(auth)
         more.pop("show_output", None)
         ws = cls._create(name, path, exist_ok=exist_ok, subscription_id=subscription_id,
