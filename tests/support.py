@@ -4,6 +4,7 @@ conftest): bounded waits, workspace config edits, process checks."""
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,3 +37,11 @@ def set_config(root: Path, **values: object) -> None:
 def alive(pid: int) -> bool:
     """Whether ``pid`` is a live (non-zombie) process."""
     return process_start_time(pid) is not None
+
+
+def write(folder: Path, name: str, body: str) -> Path:
+    """Write ``body`` (dedented) to ``folder/name``, making the folders; returns the path."""
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(body))
+    return path

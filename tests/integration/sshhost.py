@@ -34,6 +34,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -434,3 +435,23 @@ def stop_host(host: SSHHost) -> None:
     while host.user_pids() and time.monotonic() < deadline:
         time.sleep(0.05)
     shutil.rmtree(host.base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_host(purpose: str, **kw: str) -> Iterator[SSHHost]:
+    """A started test host for a module fixture: fails (never skips) naming what is missing
+    for ``purpose``; closes runyard's SSH connection pool and stops the host afterwards."""
+    import pytest
+
+    from runyard.compute.remote.ssh.connection import POOL
+
+    lacking = missing_tools()
+    if lacking:
+        pytest.fail(f"{purpose} need(s) {', '.join(lacking)} (scripts/test installs "
+                    "openssh-server, iproute2 and openssl; run as root)", pytrace=False)
+    h = start_host(**kw)
+    try:
+        yield h
+    finally:
+        POOL.close_all()
+        stop_host(h)

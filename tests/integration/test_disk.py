@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import stat
-import textwrap
 import time
 from pathlib import Path
 
@@ -18,16 +17,10 @@ from runyard import Experiment, ScriptRunConfig, Workspace
 from runyard.errors import InvalidParameter, InvalidTransition, NotFound
 from runyard.services import cleanup
 from runyard.snapshots import SnapshotStore
-from support import set_config, wait_for
+from support import set_config, wait_for, write
 
 MIB = 1024 * 1024
 
-
-def write(folder: Path, name: str, body: str) -> Path:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(body))
-    return path
 
 
 def random_tree(folder: Path, total: int, files: int) -> None:

@@ -37,7 +37,7 @@ from runyard.cli.workspace import WorkspaceRef
 from runyard.environments import CondaDependencies, local_cache_dir
 from runyard.environments.spec import environment_request
 from runyard.runtime import envbuild
-from support import set_config
+from support import set_config, write
 
 PY = ".".join(map(str, sys.version_info[:2]))
 
@@ -60,12 +60,6 @@ SCRIPT = """
     print("script ran in", sys.prefix)
 """
 
-
-def write(folder: Path, name: str, body: str) -> Path:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(body))
-    return path
 
 
 @pytest.fixture

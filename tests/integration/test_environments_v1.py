@@ -15,7 +15,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from runyard.environments.curated import CURATED
 from runyard.environments.spec import environment_request, normalize
 from runyard.runtime import bundle, envbuild
 from runyard.runtime.azureml_alias import offline_sdk_lines
-from support import set_config
+from support import set_config, write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,12 +53,6 @@ V1_TRAIN = """
     print("trained in", sys.prefix)
 """
 
-
-def write(folder: Path, name: str, body: str) -> Path:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(body))
-    return path
 
 
 def pip_env(name: str, *packages: str, python: str | None = None) -> Environment:

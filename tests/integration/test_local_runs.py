@@ -26,15 +26,10 @@ from runyard import (
 from runyard.compute.procs import process_start_time
 from runyard.errors import SnapshotTooLarge, WorkspaceError
 from runyard.services.runs.reconciler import reconcile
+from support import write
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
-
-def write(folder: Path, name: str, body: str) -> Path:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(body))
-    return path
 
 
 @pytest.fixture

@@ -18,18 +18,17 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sshhost import SSHHost, missing_tools, start_host, stop_host
+from sshhost import SSHHost, running_host
 
 from runyard import Experiment, Run, ScriptRunConfig, Workspace
-from runyard.compute.remote.ssh.connection import POOL
 from runyard.computetarget import ComputeTarget, RemoteCompute
 from runyard.errors import ComputeTargetInvalid
+from support import write
 
 OLD_PYTHON = os.environ.get("RUNYARD_TEST_OLD_PYTHON", "/usr/bin/python3.9")
 
@@ -79,12 +78,6 @@ def more_pythons() -> list[str]:
             found[".".join(parts[:2])] = str(d / "bin/python")
     return [found[k] for k in sorted(found, key=lambda v: tuple(map(int, v.split("."))))]
 
-
-def write(folder: Path, name: str, body: str) -> Path:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(body))
-    return path
 
 
 def check_run(run: Run, version: str, python: str = OLD_PYTHON) -> None:
@@ -139,16 +132,8 @@ def test_local_run_on_each_python_here(ws: Workspace, tmp_path: Path, python: st
 # -- SSH host ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def host() -> Iterator[SSHHost]:
-    lacking = missing_tools()
-    if lacking:
-        pytest.fail(f"the SSH tests need {', '.join(lacking)} (scripts/test installs "
-                    "openssh-server, iproute2 and openssl; run as root)", pytrace=False)
-    h = start_host()
-    try:
+    with running_host("the old-python SSH tests") as h:
         yield h
-    finally:
-        POOL.close_all()
-        stop_host(h)
 
 
 def attach(ws: Workspace, h: SSHHost, **more: Any) -> ComputeTarget:

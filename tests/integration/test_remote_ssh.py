@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sshhost import SSHHost, missing_tools, start_host, stop_host
+from sshhost import SSHHost, running_host
 
 from runyard import Environment, Experiment, Run, RunFailed, ScriptRunConfig, Workspace
 from runyard.cli.main import cli as cli_main
@@ -36,6 +36,7 @@ from runyard.errors import (
     ComputeTargetInvalid,
     TargetUnavailable,
 )
+from support import write
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = str(ROOT / "src")
@@ -44,19 +45,11 @@ EXAMPLE = ROOT / "examples" / "sklearn"
 
 @pytest.fixture(scope="module")
 def host(request: pytest.FixtureRequest) -> Iterator[SSHHost]:
-    lacking = missing_tools()
-    if lacking:
-        pytest.fail(f"the remote-kind tests need {', '.join(lacking)} (scripts/test installs "
-                    "openssh-server, iproute2 and openssl; run as root)", pytrace=False)
-    h = start_host()
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"\n[runyard] {h.note}")
-    try:
+    with running_host("the remote-kind tests") as h:
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"\n[runyard] {h.note}")
         yield h
-    finally:
-        POOL.close_all()
-        stop_host(h)
 
 
 @pytest.fixture
@@ -66,12 +59,6 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
     yield w
     w.close()
 
-
-def write(folder: Path, name: str, body: str) -> Path:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(body))
-    return path
 
 
 def key_config(h: SSHHost, **more: Any) -> RemoteAttachConfiguration:

@@ -37,7 +37,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from sshhost import SSHHost, missing_tools, start_host, stop_host  # noqa: E402
+from sshhost import SSHHost, running_host  # noqa: E402
 
 import runyard  # noqa: E402
 from runyard import (  # noqa: E402
@@ -47,7 +47,6 @@ from runyard import (  # noqa: E402
     ScriptRunConfig,
     Workspace,
 )
-from runyard.compute.remote.ssh.connection import POOL  # noqa: E402
 from runyard.computetarget import ComputeTarget, RemoteCompute  # noqa: E402
 from runyard.errors import ComputeTargetInvalid  # noqa: E402
 from runyard.runtime import procmarks  # noqa: E402
@@ -116,17 +115,9 @@ class Sinks:
 
 @pytest.fixture(scope="module")
 def host() -> Iterator[SSHHost]:
-    lacking = missing_tools()
-    if lacking:
-        pytest.fail(f"the canary search needs {', '.join(lacking)} for a test SSH host "
-                    "(scripts/test installs openssh-server, iproute2 and openssl; run as root)",
-                    pytrace=False)
-    h = start_host(password=CANARY_SSH_PW, passphrase=CANARY_PASSPHRASE)
-    try:
+    with running_host("the canary search (a test SSH host)", password=CANARY_SSH_PW,
+                      passphrase=CANARY_PASSPHRASE) as h:
         yield h
-    finally:
-        POOL.close_all()
-        stop_host(h)
 
 
 

@@ -119,6 +119,8 @@ def test_cluster_run_says_scaling_and_node_then_the_node_reads_idle(
               "Queued: waiting for a node, cluster fb-cluster scaling 0 -> 1",
               "Running: script started (pid ", " on node ", "epoch 2 on d2",
               "Completed: script exited with code 0")
+    # the unchanged `from azureml.core import Run` logged to runyard on the cluster node too
+    assert run.get_metrics()["loss"] == [1.0, 0.5, pytest.approx(1 / 3)]
     # the run is over: as soon as Ray says its job ended, the node reads idle (the
     # autoscaler's usage report, a loop behind, still says busy then) and stays idle until
     # it is scaled down

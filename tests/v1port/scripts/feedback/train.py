@@ -4,7 +4,7 @@ import argparse
 import os
 import time
 
-from runyard import Run
+from azureml.core import Run  # unchanged v1 import: runyard puts its azureml alias on the path
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--epochs", type=int, required=True)
