@@ -29,7 +29,7 @@ def keep(proc: subprocess.Popen[bytes]) -> None:
     _DETACHED[proc.pid] = proc
     for pid, other in list(_DETACHED.items()):
         if other.poll() is not None:
-            del _DETACHED[pid]
+            _DETACHED.pop(pid, None)  # another thread's keep() may have dropped it already
 
 
 def stat_fields(pid: int) -> list[bytes] | None:
