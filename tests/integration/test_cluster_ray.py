@@ -253,6 +253,11 @@ def test_logs_stream_live_and_outputs_come_back(cluster: ClusterCompute,
     assert details["status"] == "Completed"
     assert "step 2" in out.getvalue() and "Execution Summary" in out.getvalue()
     assert (ws.run_dir(run.id) / "artifacts/outputs/model.txt").read_text() == "weights"
+    # the node's working copy of the code went when the run ended; its node folder stays
+    hs = cluster.head_state()
+    assert hs is not None
+    node = Path(hs.node_root, "runs", run.id, "a1", "n0")
+    assert (node / "job.json").is_file() and not (node / "wd").exists()
 
 
 def test_environment_is_built_on_the_node_and_cached(cluster: ClusterCompute, ws: Workspace,

@@ -150,6 +150,8 @@ class NodeRun:
                                  artifacts_dir=str(artifacts), spool_dir=str(spool), env=env,
                                  command=command,
                                  env_cache_dir=str(Path(spec["node_root"]) / "envs"))
+        # the node's working copy goes when its run ends, as on the other kinds
+        job["remove_workdir"] = not spec.get("keep_run_folders")
         (d / "job.json").write_text(json.dumps(job))
         return job
 

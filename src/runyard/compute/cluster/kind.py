@@ -418,7 +418,8 @@ class ClusterKind(ComputeKind):
                    else c for i, c in enumerate(job.command)]
         spec: dict[str, Any] = {
             **job.to_dict(), "command": command, "node_root": hs.node_root,
-            "resources": resources, "has_snapshot": bool(job.snapshot_id)}
+            "resources": resources, "has_snapshot": bool(job.snapshot_id),
+            "keep_run_folders": self.ctx.keep_run_folders}
         dash = self.dashboard(hs)
         runtime_env = self._runtime_env(dash, job.snapshot_id)
         handle = ClusterHandle(run_id=job.run_id, attempt=job.attempt, cluster_uid=hs.uid,

@@ -206,6 +206,9 @@ class RemoteKind(ComputeKind):
             command=command, env_cache_dir=f"{root}/envs",
             slots=({"dir": f"{root}/slots", "count": cfg.max_concurrent_runs}
                    if cfg.max_concurrent_runs else None))
+        # the host's working copy goes when the run ends, as on the local kind (outputs and
+        # logs are collected into the run's artifacts first); keep_run_folders keeps it
+        spec["remove_workdir"] = not self.ctx.keep_run_folders
         request: dict[str, Any] = {"root": root, "run_dir": run_dir, "attempt": job.attempt,
                                    "job": spec, "files": upload.files, "bundle": upload.bundle}
         needed = upload.blobs()
