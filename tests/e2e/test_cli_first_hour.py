@@ -109,6 +109,15 @@ def test_the_readme_quickstart_runs_verbatim(tmp_path: Path) -> None:
     assert len(downloads) == 1
     assert sorted(p.name for p in project.iterdir()) == [
         ".gitignore", ".runyard", "requirements.txt", "train.py"]  # nothing written into it
+    # the Quickstart's Python example, verbatim, in the same project (its environment is the
+    # one the CLI built: the same requirements, so it is reused)
+    py_block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert py_block is not None and "Workspace.from_config()" in py_block.group(1)
+    py = subprocess.run([sys.executable, "-c", py_block.group(1)], cwd=project, env=ENV,
+                        capture_output=True, text=True, timeout=300, check=False)
+    assert py.returncode == 0, py.stdout + py.stderr
+    assert "Completed: script exited with code 0" in py.stdout
+    assert "'mean_accuracy': 0.9" in py.stdout and "'outputs/model.pkl'" in py.stdout
 
 
 def test_a_failed_runs_error_carries_the_argparse_message(proj: Path) -> None:
