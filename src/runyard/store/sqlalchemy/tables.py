@@ -144,6 +144,39 @@ compute_targets = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+# Datastores: where data lives (the workspace's own folder, a local folder, an Azure Blob
+# container). Credentials are secrets (scope ``datastore/<name>``), never in ``config``.
+datastores = Table(
+    "datastores", metadata,
+    Column("name", String(255), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("is_default", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# The model registry: one row per (name, version); ``files`` is the manifest of the model's
+# files (relative path, content blob, size) under ``root`` (the registered file or folder name).
+models = Table(
+    "models", metadata,
+    Column("name", String(255), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("description", Text, nullable=True),
+    Column("framework", String(64), nullable=True),
+    Column("framework_version", String(64), nullable=True),
+    Column("tags", JSON, nullable=False),
+    Column("properties", JSON, nullable=False),
+    Column("run_id", String(512), nullable=True),
+    Column("experiment", String(255), nullable=True),
+    Column("datasets", JSON, nullable=False),
+    Column("root", String(1024), nullable=False),
+    Column("files", JSON, nullable=False),
+    Column("total_size", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_models_run_id", "run_id"),
+)
+
 # Secrets live apart from configuration, encrypted with a key kept outside the database.
 secrets = Table(
     "secrets", metadata,
