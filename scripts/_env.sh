@@ -160,3 +160,18 @@ runyard_old_python() {
     ((rc == 0)) && "$py" -V >&2
     return "$rc"
 }
+
+# Installs the Azurite storage emulator (npm) into .test-azurite/ for the Azure Blob datastore
+# tests and benchmark (idempotent; Node.js and npm must be installed).
+runyard_azurite() {
+    local dir="$RUNYARD_ROOT/.test-azurite" t0
+    [[ -x "$dir/node_modules/.bin/azurite-blob" ]] && return 0
+    if ! command -v npm >/dev/null 2>&1; then
+        _ry_log "npm is missing: install Node.js (>= 18) and npm for the Azurite blob tests"
+        return 1
+    fi
+    t0=$(_ry_now)
+    _ry_log "npm install azurite@3 into $dir"
+    npm install --prefix "$dir" --no-audit --no-fund azurite@3 >&2 || return 1
+    _ry_log "azurite installed in $(_ry_since "$t0")"
+}

@@ -568,6 +568,38 @@ class Run:
             if f.is_file():
                 self.upload_file(f"{name}/{f.relative_to(root).as_posix()}", str(f))
 
+    def register_model(self, model_name: str, model_path: str = "outputs/model.pkl",
+                       tags: Mapping[str, Any] | None = None,
+                       properties: Mapping[str, Any] | None = None,
+                       model_framework: str | None = None,
+                       model_framework_version: str | None = None,
+                       description: str | None = None, datasets: Any = None,
+                       **_kwargs: Any) -> Any:
+        """Register the run's artifact file or folder ``model_path`` as the next version of
+        ``model_name``, linked to this run and its experiment; returns the ``Model``.
+
+        An interactive run still going registers ``outputs/...`` from its outputs folder."""
+        from runyard.model import Model  # noqa: PLC0415
+
+        print(f"Registering model {model_name}")
+        meta: dict[str, Any] = {
+            "tags": tags, "properties": properties, "description": description,
+            "datasets": datasets, "model_framework": model_framework,
+            "model_framework_version": model_framework_version}
+        rel = model_path.replace("\\", "/")
+        rel = rel[2:] if rel.startswith("./") else rel
+        local = None
+        if self._outputs_dir is not None and (rel == "outputs" or rel.startswith("outputs/")):
+            _ctx.check_artifact_name(rel)
+            candidate = self._outputs_dir / rel[len("outputs"):].lstrip("/")
+            local = candidate if candidate.exists() else None
+        if local is not None:
+            rec = self.workspace.client.register_model(
+                local, model_name, run_id=self.id, experiment=self.experiment.name, **meta)
+        else:
+            rec = self.workspace.client.register_run_model(self.id, model_name, rel, **meta)
+        return Model._from_record(self.workspace, rec)
+
     def child_run(self, name: str | None = None, run_id: str | None = None,
                   outputs: str | None = None) -> _ctx.LiveRun:
         """Start a child run of an interactive run."""

@@ -26,6 +26,7 @@ from runyard.naming import check_workspace_name
 if TYPE_CHECKING:
     from runyard.client.base import WorkspaceClient
     from runyard.computetarget import ComputeTarget
+    from runyard.datastore import Datastore
     from runyard.environment import Environment
     from runyard.experiment import Experiment
     from runyard.run import Run
@@ -376,6 +377,23 @@ class Workspace:
         from runyard.computetarget import ComputeTarget  # noqa: PLC0415
 
         return {t.name: t for t in ComputeTarget.list(self)}
+
+    @property
+    def datastores(self) -> dict[str, Datastore]:
+        """Registered datastores by name (``workspaceblobstore`` included)."""
+        from runyard.datastore import Datastore  # noqa: PLC0415
+
+        return {r.name: Datastore._from_record(self, r) for r in self.client.list_datastores()}
+
+    def get_default_datastore(self) -> Datastore:
+        """The default datastore (``workspaceblobstore`` unless another was made default)."""
+        from runyard.datastore import Datastore  # noqa: PLC0415
+
+        return Datastore(self)
+
+    def set_default_datastore(self, name: str) -> None:
+        """Make the datastore ``name`` the default."""
+        self.client.set_default_datastore(name)
 
     def _experiment(self, name: str) -> Experiment:
         from runyard.experiment import Experiment  # noqa: PLC0415

@@ -97,6 +97,8 @@ MUST_IMPORT = {
                                                       "DEFAULT_GPU_IMAGE"),
     ("azureml.core.environment", "CondaDependencies"), ("azureml.core.compute", "AmlCompute"),
     ("azureml.core.compute", "RemoteCompute"), ("azureml.core.run", "get_run"),
+    ("azureml.core", "Model"), ("azureml.core.model", "Model"),
+    ("azureml.core", "Datastore"), ("azureml.core.datastore", "Datastore"),
 }
 
 

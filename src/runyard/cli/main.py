@@ -15,8 +15,10 @@ import click
 from runyard import __version__
 from runyard.cli.cleanup import delete_runs, gc
 from runyard.cli.compute import compute
+from runyard.cli.datastores import datastore
 from runyard.cli.env import env
 from runyard.cli.experiments import experiment
+from runyard.cli.models import model
 from runyard.cli.reconcile import reconcile
 from runyard.cli.runs import run
 from runyard.cli.workspace import WorkspaceRef, init
@@ -60,7 +62,9 @@ cli.add_command(init)
 cli.add_command(run)
 cli.add_command(experiment)
 cli.add_command(compute)
+cli.add_command(datastore)
 cli.add_command(env)
+cli.add_command(model)
 cli.add_command(reconcile)
 cli.add_command(gc)
 run.add_command(delete_runs)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 if TYPE_CHECKING:
     from runyard.compute.base import TargetStatus
     from runyard.compute.config import ComputeConfiguration
+    from runyard.datastores.base import DatastoreBackend
     from runyard.entities import (
         AttemptRecord,
         ComputeRecord,
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from runyard.runconfig import ScriptRunConfig
     from runyard.runtime.context import LiveRun
     from runyard.services.cleanup import CleanupReport
-    from runyard.store.base import EnvironmentRecord, RunFilter
+    from runyard.store.base import DatastoreRecord, EnvironmentRecord, RunFilter
+    from runyard.store.model_record import ModelRecord
 
 
 class WorkspaceClient(Protocol):
@@ -165,6 +167,33 @@ class WorkspaceClient(Protocol):
         skips the lookup of the stored target."""
         ...
 
+    # -- datastores --------------------------------------------------------------------------
+    def register_datastore(self, kind: str, name: str, options: dict[str, Any], *,
+                           overwrite: bool) -> DatastoreRecord:
+        """Register a datastore of ``kind`` (``local`` or ``azure_blob``); ``options`` are the
+        kind's arguments (credentials as :class:`~runyard.secrets.Secret`)."""
+        ...
+
+    def get_datastore(self, name: str | None = None) -> DatastoreRecord:
+        """A datastore's record (None: the default); ``NotFound`` for an unknown name."""
+        ...
+
+    def list_datastores(self) -> list[DatastoreRecord]:
+        """Every datastore, by name."""
+        ...
+
+    def set_default_datastore(self, name: str) -> DatastoreRecord:
+        """Make ``name`` the one default datastore."""
+        ...
+
+    def unregister_datastore(self, name: str) -> None:
+        """Forget a datastore and its credentials."""
+        ...
+
+    def open_datastore(self, name: str) -> DatastoreBackend:
+        """The storage of a datastore, for upload and download (embedded only)."""
+        ...
+
     # -- environments ------------------------------------------------------------------------
     def register_environment(self, env: Environment) -> EnvironmentRecord:
         """Register a new version of an environment when its definition changed."""
@@ -177,6 +206,40 @@ class WorkspaceClient(Protocol):
 
     def list_environments(self) -> list[EnvironmentRecord]:
         """The latest version of each registered environment."""
+        ...
+
+    # -- model registry ----------------------------------------------------------------------
+    def register_model(self, model_path: Path, model_name: str, **kwargs: Any) -> ModelRecord:
+        """Register a local file or folder as the next version of ``model_name``."""
+        ...
+
+    def register_run_model(self, run_id: str, model_name: str, model_path: str,
+                           **kwargs: Any) -> ModelRecord:
+        """Register a run's artifact file or folder (linked to the run)."""
+        ...
+
+    def get_model(self, name: str, version: int | None = None) -> ModelRecord:
+        """A model version (default: the latest); NotFound when absent."""
+        ...
+
+    def list_models(self, name: str | None = None, *,
+                    tags: dict[str, str | None] | None = None,
+                    properties: dict[str, str | None] | None = None,
+                    run_id: str | None = None, latest: bool = False) -> list[ModelRecord]:
+        """Model versions matching the filters."""
+        ...
+
+    def download_model(self, name: str, version: int, target_dir: Path, *,
+                       exist_ok: bool = False) -> Path:
+        """Write a model version's files under ``target_dir``; returns the model's path."""
+        ...
+
+    def update_model(self, name: str, version: int, **changes: Any) -> ModelRecord:
+        """Change tags (``tags``, ``remove_tags``), add ``properties``, set ``description``."""
+        ...
+
+    def delete_model(self, name: str, version: int) -> ModelRecord:
+        """Delete one version (refused while something refers to it)."""
         ...
 
     # -- cleanup -----------------------------------------------------------------------------

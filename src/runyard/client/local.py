@@ -20,7 +20,9 @@ from runyard.errors import NotFound
 from runyard.naming import check_key, check_values
 from runyard.services import cleanup as cleanup_svc
 from runyard.services import compute as compute_svc
+from runyard.services import datastores as ds_svc
 from runyard.services import environments as env_svc
+from runyard.services import models as models_svc
 from runyard.services.runs.control import cancel_run, end_run
 from runyard.services.runs.ingest import build_metric_row
 from runyard.services.runs.interactive import start_interactive_run
@@ -33,11 +35,13 @@ if TYPE_CHECKING:
     from runyard.compute.base import ComputeKind, TargetStatus
     from runyard.compute.config import ComputeConfiguration
     from runyard.context import WorkspaceContext
+    from runyard.datastores.base import DatastoreBackend
     from runyard.environment import Environment
     from runyard.runconfig import ScriptRunConfig
     from runyard.runtime.context import LiveRun
     from runyard.services.cleanup import CleanupReport
-    from runyard.store.base import EnvironmentRecord, RunFilter
+    from runyard.store.base import DatastoreRecord, EnvironmentRecord, RunFilter
+    from runyard.store.model_record import ModelRecord
 
 #: A reader's sync reads at most this many spool chunks per stream (the reconciler does the
 #: rest): reading a run's status stays a bounded operation.
@@ -177,6 +181,32 @@ class LocalClient:
             return load_kind(kind)(self.ctx, name)
         return get_kind(self.ctx, name)
 
+    # -- datastores --------------------------------------------------------------------------
+    def register_datastore(self, kind: str, name: str, options: dict[str, Any], *,
+                           overwrite: bool) -> DatastoreRecord:
+        if kind == "local":
+            return ds_svc.register_local(self.ctx, name, options["path"], overwrite=overwrite)
+        if kind == "azure_blob":
+            return ds_svc.register_blob(self.ctx, name, overwrite=overwrite, **options)
+        raise NotFound(f"unknown datastore kind {kind!r} (known: local, azure_blob)")
+
+    def get_datastore(self, name: str | None = None) -> DatastoreRecord:
+        if name is None:
+            return ds_svc.get_default(self.ctx)
+        return ds_svc.get_datastore(self.ctx, name)
+
+    def list_datastores(self) -> list[DatastoreRecord]:
+        return ds_svc.list_datastores(self.ctx)
+
+    def set_default_datastore(self, name: str) -> DatastoreRecord:
+        return ds_svc.set_default(self.ctx, name)
+
+    def unregister_datastore(self, name: str) -> None:
+        ds_svc.unregister(self.ctx, name)
+
+    def open_datastore(self, name: str) -> DatastoreBackend:
+        return ds_svc.open_datastore(self.ctx, name)
+
     # -- environments ------------------------------------------------------------------------
     def register_environment(self, env: Environment) -> EnvironmentRecord:
         return env_svc.register_environment(self.ctx, env)
@@ -187,6 +217,36 @@ class LocalClient:
 
     def list_environments(self) -> list[EnvironmentRecord]:
         return env_svc.list_environments(self.ctx)
+
+    # -- model registry ----------------------------------------------------------------------
+    def register_model(self, model_path: Path, model_name: str, **kwargs: Any) -> ModelRecord:
+        return models_svc.register_model(self.ctx, model_path, model_name, **kwargs)
+
+    def register_run_model(self, run_id: str, model_name: str, model_path: str,
+                           **kwargs: Any) -> ModelRecord:
+        return models_svc.register_run_model(self.ctx, run_id, model_name, model_path,
+                                             **kwargs)
+
+    def get_model(self, name: str, version: int | None = None) -> ModelRecord:
+        return models_svc.get_model(self.ctx, name, version)
+
+    def list_models(self, name: str | None = None, *,
+                    tags: dict[str, str | None] | None = None,
+                    properties: dict[str, str | None] | None = None,
+                    run_id: str | None = None, latest: bool = False) -> list[ModelRecord]:
+        return models_svc.list_models(self.ctx, name, tags=tags, properties=properties,
+                                      run_id=run_id, latest=latest)
+
+    def download_model(self, name: str, version: int, target_dir: Path, *,
+                       exist_ok: bool = False) -> Path:
+        return models_svc.download_model(self.ctx, name, version, target_dir,
+                                         exist_ok=exist_ok)
+
+    def update_model(self, name: str, version: int, **changes: Any) -> ModelRecord:
+        return models_svc.update_model(self.ctx, name, version, **changes)
+
+    def delete_model(self, name: str, version: int) -> ModelRecord:
+        return models_svc.delete_model(self.ctx, name, version)
 
     # -- cleanup -----------------------------------------------------------------------------
     def delete_runs(self, run_ids: list[str], *, dry_run: bool = False) -> CleanupReport:

@@ -209,7 +209,8 @@ def collect_garbage(ctx: WorkspaceContext, older_than_days: float, *, dry_run: b
       workspace sets ``keep_run_folders``;
     * run folders without a run record (a delete interrupted by a crash), older than the cutoff;
     * snapshots no remaining run refers to, not taken or used since the cutoff (nor in the last
-      :data:`SNAPSHOT_GRACE_SECONDS`), and the blobs no remaining snapshot refers to;
+      :data:`SNAPSHOT_GRACE_SECONDS`), and the blobs no remaining snapshot and no registered
+      model version refers to;
     * built environments of this machine's cache not used since the cutoff (never one being
       built or used by a run: the cache's locks are checked).
     """
@@ -263,7 +264,8 @@ def collect_garbage(ctx: WorkspaceContext, older_than_days: float, *, dry_run: b
     # snapshots and blobs (after the runs: what they referred to is free now)
     keep = {r.snapshot_id for r in remaining if r.snapshot_id}
     garbage = ctx.snapshots.collect_garbage(
-        keep, unused_since=min(cutoff, now - SNAPSHOT_GRACE_SECONDS), dry_run=dry_run)
+        keep, unused_since=min(cutoff, now - SNAPSHOT_GRACE_SECONDS), dry_run=dry_run,
+        keep_blobs=ctx.store.model_blobs())  # registered models' files live there too
     report.removed.extend(Removal(g.kind, g.name, g.bytes, g.path) for g in garbage)
 
     # environments

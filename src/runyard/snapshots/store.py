@@ -432,6 +432,57 @@ class SnapshotStore:
         results = _parallel(indexes, one, workers, weight=lambda i: files[i][1].st_size)
         return dict(zip(indexes, results, strict=True))
 
+    def ingest_files(self, source: str | Path, paths: Sequence[str]) -> list[tuple[str, int]]:
+        """Store the files ``paths`` (relative to the folder ``source``) as blobs; returns
+        each file's ``(blob, size)`` in order.
+
+        The same one-pass hash-and-copy as :meth:`take` (a blob the store has is not written
+        again) and the same stat cache of ``source``: an unchanged file is not read at all.
+        No manifest is written: the caller records the blobs (the model registry does) and
+        passes them to :meth:`collect_garbage` as ``keep_blobs``. InvalidParameter if a file
+        is missing or unreadable.
+        """
+        start_ns = time.time_ns()
+        src = Path(source)
+        files: list[tuple[str, os.stat_result]] = []
+        for rel in paths:
+            try:
+                files.append((rel, os.stat(src / rel)))
+            except OSError as err:
+                raise InvalidParameter("path", f"cannot read {src / rel}: "
+                                       f"{err.strerror or err}", details={"path": rel}) from err
+        cache = StatCache.load(self._statcache_path(src))
+        cached: dict[int, str] = {}
+        todo: list[int] = []
+        for i, (rel, st) in enumerate(files):
+            blob = cache.lookup(rel, st)
+            if blob is not None and _blob_present(self._blob_file(blob), st.st_size):
+                cached[i] = blob
+            else:
+                todo.append(i)
+        with self._gc_lock(exclusive=False):
+            if not os.path.isdir(self._blobs_dir):
+                self._made_dirs.clear()
+            for sub in ("blobs", "manifests", "statcache", "tmp"):  # as take: gc looks here
+                os.makedirs(self.root / sub, exist_ok=True)
+            hashed = self._hash_many(src, files, todo, _Ingest(self))
+            out: list[tuple[str, int]] = []
+            rows: dict[str, CacheRow] = {}
+            for i, (rel, st) in enumerate(files):
+                if i in cached:
+                    out.append((cached[i], st.st_size))
+                    rows[rel] = cache_row(st, cached[i])
+                    continue
+                h = hashed.get(i)
+                if h is None:
+                    raise InvalidParameter("path", f"{src / rel} vanished while it was read",
+                                           details={"path": rel})
+                out.append((h.blob, h.size))
+                if h.stable and not is_racy(st, start_ns):
+                    rows[rel] = cache_row(st, h.blob)
+            cache.save({**cache._rows, **rows}, self.root / "tmp")  # keep the rows of other files
+        return out
+
     # -- restore -------------------------------------------------------------------------
 
     def restore(self, snapshot_id: str, dest: str | Path) -> Path:
@@ -524,12 +575,14 @@ class SnapshotStore:
         return sorted(n[:-5] for n in names if n.endswith(".json") and is_sha256_hex(n[:-5]))
 
     def collect_garbage(
-        self, keep: Iterable[str], *, unused_since: float, dry_run: bool = False
+        self, keep: Iterable[str], *, unused_since: float, dry_run: bool = False,
+        keep_blobs: Iterable[str] = (),
     ) -> list[Garbage]:
         """Remove the snapshots not in ``keep`` that were not taken or used since
         ``unused_since`` (a time stamp), the blobs no remaining snapshot refers to, and temp
         files older than ``unused_since``; returns what was (with ``dry_run``: would be)
-        removed.
+        removed. Blobs in ``keep_blobs`` (referred to outside snapshots: registered models)
+        are always kept.
 
         Runs under the store's exclusive lock: a snapshot being taken meanwhile waits (and
         a blob it wrote is never taken from under it). A remaining manifest that cannot be read
@@ -551,7 +604,7 @@ class SnapshotStore:
                     remaining.append(sid)
                 else:
                     out.append(Garbage("snapshot", sid, st.st_size, str(path)))
-            referenced: set[str] = set()
+            referenced: set[str] = set(keep_blobs)
             readable = True
             for sid in remaining:
                 try:

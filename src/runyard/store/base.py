@@ -7,7 +7,7 @@ the same contract test suite runs against every implementation.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from runyard.entities import (
     RunRecord,
     RunStatus,
 )
+from runyard.store.model_record import ModelRecord
 
 
 @dataclass
@@ -77,6 +78,19 @@ class EnvironmentRecord:
     definition: dict[str, Any]
     definition_hash: str
     created_at: float
+
+
+@dataclass
+class DatastoreRecord:
+    """One registered datastore: its kind and non-secret config (secrets live in the secret
+    box under the scope ``datastore/<name>``)."""
+
+    name: str
+    kind: str
+    config: dict[str, Any]
+    is_default: bool
+    created_at: float
+    updated_at: float
 
 
 @dataclass
@@ -244,6 +258,64 @@ class WorkspaceStore(ABC):
     @abstractmethod
     def get_secrets(self, scope: str) -> dict[str, bytes]:
         """Ciphertexts stored under ``scope``."""
+
+    # -- datastores --------------------------------------------------------------------------
+    @abstractmethod
+    def create_datastore(self, rec: DatastoreRecord,
+                         secrets: dict[str, bytes] | None = None, *,
+                         replace: bool = False) -> None:
+        """Insert a datastore and its encrypted secrets in one transaction (``replace``: update
+        an existing one and swap its secrets); ``AlreadyExists`` when the name is taken."""
+
+    @abstractmethod
+    def get_datastore(self, name: str) -> DatastoreRecord | None:
+        """The datastore or None."""
+
+    @abstractmethod
+    def list_datastores(self) -> list[DatastoreRecord]:
+        """All datastores by name."""
+
+    @abstractmethod
+    def set_default_datastore(self, name: str) -> None:
+        """Make ``name`` the only default, atomically; ``NotFound`` when it does not exist."""
+
+    @abstractmethod
+    def delete_datastore(self, name: str) -> None:
+        """Remove a datastore and its secrets; ``NotFound`` when it does not exist."""
+
+    # -- model registry ----------------------------------------------------------------------
+    @abstractmethod
+    def add_model_version(self, rec: ModelRecord) -> ModelRecord:
+        """Insert ``rec`` as the next version of its name (``rec.version`` is ignored) and
+        return it with its version; concurrent registrations get distinct versions."""
+
+    @abstractmethod
+    def get_model(self, name: str, version: int | None = None) -> ModelRecord | None:
+        """The given version of model ``name`` (default: the latest), or None."""
+
+    @abstractmethod
+    def list_models(self, name: str | None = None, *,
+                    tags: Mapping[str, str | None] | None = None,
+                    properties: Mapping[str, str | None] | None = None,
+                    run_id: str | None = None, latest: bool = False) -> list[ModelRecord]:
+        """Model versions (by name, newest first) matching the filters (a None value matches
+        any value of the key); ``latest``: only the newest version of each name."""
+
+    @abstractmethod
+    def update_model(self, name: str, version: int, *,
+                     tags: Mapping[str, str] | None = None,
+                     remove_tags: list[str] | None = None,
+                     properties: Mapping[str, str] | None = None,
+                     description: str | None = None) -> ModelRecord:
+        """Change a version's tags, properties (merged) or description; NotFound if absent."""
+
+    @abstractmethod
+    def delete_model(self, name: str, version: int) -> bool:
+        """Remove one model version; False if it did not exist."""
+
+    @abstractmethod
+    def model_blobs(self) -> set[str]:
+        """Every content blob referred to by some model version."""
 
     # -- misc --------------------------------------------------------------------------------
     @abstractmethod

@@ -33,6 +33,7 @@ from runyard.store.base import (
 )
 from runyard.store.sqlalchemy import tables as t
 from runyard.store.sqlalchemy.compute import ComputeRows
+from runyard.store.sqlalchemy.datastores import DatastoreRows
 from runyard.store.sqlalchemy.engine import (
     DEFAULT_BUSY_TIMEOUT_S,
     WRITE_OPTION,
@@ -46,6 +47,7 @@ from runyard.store.sqlalchemy.guard import (
     sqlite_file,
     translate,
 )
+from runyard.store.sqlalchemy.models import ModelRows
 
 _INSERT_CHUNK = 50_000
 #: Retries of a write transaction whose BEGIN found the database busy early (see _connect).
@@ -67,7 +69,7 @@ def _prev_states(new: RunStatus) -> list[str]:
     return prev
 
 
-class SqlWorkspaceStore(ComputeRows, WorkspaceStore):
+class SqlWorkspaceStore(ComputeRows, DatastoreRows, ModelRows, WorkspaceStore):
     """Workspace store over a SQLAlchemy engine; see :class:`WorkspaceStore`."""
 
     def __init__(self, url: str, *, migrate_schema: bool = True, create: bool = True,

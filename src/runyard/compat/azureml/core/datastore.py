@@ -1,5 +1,12 @@
-"""``azureml.core.datastore``: datastores have not landed (every name: ``NotSupported``)."""
+"""``azureml.core.datastore``: ``Datastore`` is runyard's (:class:`runyard.datastore.Datastore`).
 
-from runyard.compat.azureml._missing import missing
+Differences from v1: a datastore object never exposes ``account_key`` / ``sas_token``; the
+managed ``workspaceblobstore`` is a folder in the workspace; ``register_local_folder`` is a
+runyard extension; only Azure Blob among Azure's storage kinds is supported.
+"""
 
-__getattr__ = missing("azureml.core.datastore", "datastores")
+from __future__ import annotations
+
+from runyard.datastore import Datastore
+
+__all__ = ["Datastore"]
