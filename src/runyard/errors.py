@@ -36,6 +36,7 @@ AlreadyExists              409     conflicts with an existing object of that nam
 NotSupported               422     see :class:`NotSupported`
 TargetUnavailable          503     the target is down or unreachable *right now*; retry later
 InvalidTransition          409     conflicts with the run's current state
+DatasetChanged             409     a registered dataset's files changed since registration
 WorkspaceError             500     the server's workspace folder or database cannot be used
 DatabaseMissing            500     the workspace database is gone or was replaced under the server
 DatabaseBusy               503     another process holds the database past the busy timeout; retry
@@ -294,6 +295,14 @@ class SnapshotTooLarge(InvalidParameter, SnapshotException):
 
     error_code = "SnapshotTooLarge"
     http_status = 413
+
+
+class DatasetChanged(RunyardError, DatasetException):
+    """The bytes of a registered dataset version changed on its datastore: the version means
+    the recorded bytes, which cannot be read any more (``details["changed"]`` lists them)."""
+
+    error_code = "DatasetChanged"
+    http_status = 409
 
 
 class WorkspaceError(RunyardError, WorkspaceException):

@@ -385,6 +385,13 @@ class Workspace:
 
         return {r.name: Datastore._from_record(self, r) for r in self.client.list_datastores()}
 
+    @property
+    def datasets(self) -> dict[str, Any]:
+        """The latest version of every registered dataset, by name."""
+        from runyard.dataset import Dataset  # noqa: PLC0415
+
+        return Dataset.get_all(self)
+
     def get_default_datastore(self) -> Datastore:
         """The default datastore (``workspaceblobstore`` unless another was made default)."""
         from runyard.datastore import Datastore  # noqa: PLC0415

@@ -94,6 +94,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "runyard.model",
             "runyard.computetarget",
             "runyard.datastore",
+            "runyard.dataset",
             "runyard.sdktypes",
         ],
     ),

@@ -56,6 +56,7 @@ V1_NAMES: list[tuple[str, str]] = [
     *[("azureml.data", n) for n in (
         "OutputFileDatasetConfig", "TabularDataset", "FileDataset", "DataType")],
     ("azureml.data.data_reference", "DataReference"),
+    ("azureml.data.datapath", "DataPath"),
     *[("azureml.exceptions", n) for n in (
         "AzureMLException", "ActivityFailedException", "AuthenticationException",
         "ComputeTargetException", "DatasetException", "DiscoveryUrlNotFoundException",
@@ -99,6 +100,9 @@ MUST_IMPORT = {
     ("azureml.core.compute", "RemoteCompute"), ("azureml.core.run", "get_run"),
     ("azureml.core", "Model"), ("azureml.core.model", "Model"),
     ("azureml.core", "Datastore"), ("azureml.core.datastore", "Datastore"),
+    ("azureml.core", "Dataset"), ("azureml.core.dataset", "Dataset"),
+    ("azureml.data", "FileDataset"), ("azureml.data", "TabularDataset"),
+    ("azureml.data.datapath", "DataPath"),
 }
 
 

@@ -15,6 +15,7 @@ import click
 from runyard import __version__
 from runyard.cli.cleanup import delete_runs, gc
 from runyard.cli.compute import compute
+from runyard.cli.datasets import dataset
 from runyard.cli.datastores import datastore
 from runyard.cli.env import env
 from runyard.cli.experiments import experiment
@@ -63,6 +64,7 @@ cli.add_command(run)
 cli.add_command(experiment)
 cli.add_command(compute)
 cli.add_command(datastore)
+cli.add_command(dataset)
 cli.add_command(env)
 cli.add_command(model)
 cli.add_command(reconcile)

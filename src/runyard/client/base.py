@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from runyard.runtime.context import LiveRun
     from runyard.services.cleanup import CleanupReport
     from runyard.store.base import DatastoreRecord, EnvironmentRecord, RunFilter
+    from runyard.store.dataset_record import DatasetFile, DatasetRecord
     from runyard.store.model_record import ModelRecord
 
 
@@ -240,6 +241,35 @@ class WorkspaceClient(Protocol):
 
     def delete_model(self, name: str, version: int) -> ModelRecord:
         """Delete one version (refused while something refers to it)."""
+        ...
+
+    # -- datasets ----------------------------------------------------------------------------
+    def resolve_dataset_files(self, paths: list[tuple[str, str]]) -> list[DatasetFile]:
+        """The files (datastore, path-or-glob) pairs name, with size and sha256."""
+        ...
+
+    def register_dataset(self, name: str, kind: str, definition: dict[str, Any],
+                         files: list[DatasetFile], **kwargs: Any) -> DatasetRecord:
+        """Record a new version of dataset ``name`` (``description``, ``tags``,
+        ``create_new_version`` as keywords)."""
+        ...
+
+    def get_dataset(self, name: str, version: int | None = None) -> DatasetRecord:
+        """A dataset version (default: the latest); NotFound when absent."""
+        ...
+
+    def list_datasets(self, name: str | None = None, *, latest: bool = False
+                      ) -> list[DatasetRecord]:
+        """Registered dataset versions, by name, newest first."""
+        ...
+
+    def fetch_dataset_files(self, files: list[DatasetFile]) -> tuple[list[Path], int]:
+        """Cached local copies of ``files`` (checked against their sha256) and how many had to
+        be fetched (embedded only)."""
+        ...
+
+    def changed_dataset_files(self, files: list[DatasetFile]) -> list[str]:
+        """``datastore:path`` of each file whose bytes differ from the record."""
         ...
 
     # -- cleanup -----------------------------------------------------------------------------

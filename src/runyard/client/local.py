@@ -20,6 +20,7 @@ from runyard.errors import NotFound
 from runyard.naming import check_key, check_values
 from runyard.services import cleanup as cleanup_svc
 from runyard.services import compute as compute_svc
+from runyard.services import datasets as dset_svc
 from runyard.services import datastores as ds_svc
 from runyard.services import environments as env_svc
 from runyard.services import models as models_svc
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from runyard.runtime.context import LiveRun
     from runyard.services.cleanup import CleanupReport
     from runyard.store.base import DatastoreRecord, EnvironmentRecord, RunFilter
+    from runyard.store.dataset_record import DatasetFile, DatasetRecord
     from runyard.store.model_record import ModelRecord
 
 #: A reader's sync reads at most this many spool chunks per stream (the reconciler does the
@@ -247,6 +249,27 @@ class LocalClient:
 
     def delete_model(self, name: str, version: int) -> ModelRecord:
         return models_svc.delete_model(self.ctx, name, version)
+
+    # -- datasets ----------------------------------------------------------------------------
+    def resolve_dataset_files(self, paths: list[tuple[str, str]]) -> list[DatasetFile]:
+        return dset_svc.resolve_files(self.ctx, paths)
+
+    def register_dataset(self, name: str, kind: str, definition: dict[str, Any],
+                         files: list[DatasetFile], **kwargs: Any) -> DatasetRecord:
+        return dset_svc.register_dataset(self.ctx, name, kind, definition, files, **kwargs)
+
+    def get_dataset(self, name: str, version: int | None = None) -> DatasetRecord:
+        return dset_svc.get_dataset(self.ctx, name, version)
+
+    def list_datasets(self, name: str | None = None, *, latest: bool = False
+                      ) -> list[DatasetRecord]:
+        return dset_svc.list_datasets(self.ctx, name, latest=latest)
+
+    def fetch_dataset_files(self, files: list[DatasetFile]) -> tuple[list[Path], int]:
+        return dset_svc.fetch_files(self.ctx, files)
+
+    def changed_dataset_files(self, files: list[DatasetFile]) -> list[str]:
+        return dset_svc.changed_files(self.ctx, files)
 
     # -- cleanup -----------------------------------------------------------------------------
     def delete_runs(self, run_ids: list[str], *, dry_run: bool = False) -> CleanupReport:

@@ -22,6 +22,7 @@ from runyard.entities import (
     RunRecord,
     RunStatus,
 )
+from runyard.store.dataset_record import DatasetRecord
 from runyard.store.model_record import ModelRecord
 
 
@@ -316,6 +317,21 @@ class WorkspaceStore(ABC):
     @abstractmethod
     def model_blobs(self) -> set[str]:
         """Every content blob referred to by some model version."""
+
+    # -- datasets ----------------------------------------------------------------------------
+    @abstractmethod
+    def add_dataset_version(self, rec: DatasetRecord) -> DatasetRecord:
+        """Insert ``rec`` as the next version of its name (``rec.version`` is ignored) and
+        return it with its version; concurrent registrations get distinct versions."""
+
+    @abstractmethod
+    def get_dataset(self, name: str, version: int | None = None) -> DatasetRecord | None:
+        """The given version of dataset ``name`` (default: the latest), or None."""
+
+    @abstractmethod
+    def list_datasets(self, name: str | None = None, *, latest: bool = False
+                      ) -> list[DatasetRecord]:
+        """Dataset versions by name, newest first; ``latest``: the newest of each name."""
 
     # -- misc --------------------------------------------------------------------------------
     @abstractmethod

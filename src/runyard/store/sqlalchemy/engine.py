@@ -28,7 +28,7 @@ from runyard.store.sqlalchemy.guard import (
 )
 
 #: The newest Alembic revision; a test checks it equals the migration scripts' head.
-HEAD_REVISION = "0005_assets"
+HEAD_REVISION = "0006_datasets"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: How long a store waits for a database another process holds (seconds), unless configured.

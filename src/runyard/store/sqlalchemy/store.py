@@ -33,6 +33,7 @@ from runyard.store.base import (
 )
 from runyard.store.sqlalchemy import tables as t
 from runyard.store.sqlalchemy.compute import ComputeRows
+from runyard.store.sqlalchemy.datasets import DatasetRows
 from runyard.store.sqlalchemy.datastores import DatastoreRows
 from runyard.store.sqlalchemy.engine import (
     DEFAULT_BUSY_TIMEOUT_S,
@@ -69,7 +70,7 @@ def _prev_states(new: RunStatus) -> list[str]:
     return prev
 
 
-class SqlWorkspaceStore(ComputeRows, DatastoreRows, ModelRows, WorkspaceStore):
+class SqlWorkspaceStore(ComputeRows, DatasetRows, DatastoreRows, ModelRows, WorkspaceStore):
     """Workspace store over a SQLAlchemy engine; see :class:`WorkspaceStore`."""
 
     def __init__(self, url: str, *, migrate_schema: bool = True, create: bool = True,

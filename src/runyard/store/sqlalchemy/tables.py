@@ -177,6 +177,22 @@ models = Table(
     Index("ix_models_run_id", "run_id"),
 )
 
+# Datasets: one row per (name, version). ``definition`` is what was asked (datastore paths or
+# globs, tabular parse options); ``files`` is what it resolved to at registration (datastore,
+# path, size, sha256 of the bytes), so a reader can tell exactly which bytes a version means.
+datasets = Table(
+    "datasets", metadata,
+    Column("name", String(255), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("tags", JSON, nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("files", JSON, nullable=False),
+    Column("total_size", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
 # Secrets live apart from configuration, encrypted with a key kept outside the database.
 secrets = Table(
     "secrets", metadata,

@@ -2,7 +2,7 @@
 
 Names resolve lazily, so ``from runyard.compat.azureml.core import Run`` works inside a script
 on any target with only the runtime bundle (standard library) on its path. ``VERSION`` is
-runyard's version. v1 names whose runyard feature has not landed (``Dataset``,
+runyard's version. v1 names whose runyard feature has not landed (``Image``,
 ``Webservice``, ...) raise ``NotSupported`` naming the feature. (Part of the runtime bundle:
 standard library only, Python 3.8 syntax.)
 """
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from runyard import __version__ as VERSION  # noqa: N812  (v1's name)
 
-__all__ = ["VERSION", "ComputeTarget", "Datastore", "Environment", "Experiment", "Model", "Run",
-           "RunConfiguration",
+__all__ = ["VERSION", "ComputeTarget", "Dataset", "Datastore", "Environment", "Experiment",
+           "Model", "Run", "RunConfiguration",
            "ScriptRun", "ScriptRunConfig", "Workspace", "get_run"]
 
 _LAZY = {
@@ -30,11 +30,11 @@ _LAZY = {
     "get_run": ("runyard.compat.azureml.core.run", "get_run"),
     "Model": ("runyard.compat.azureml.core.model", "Model"),
     "Datastore": ("runyard.compat.azureml.core.datastore", "Datastore"),
+    "Dataset": ("runyard.compat.azureml.core.dataset", "Dataset"),
 }
 
 #: v1 names of ``azureml.core`` whose runyard feature has not landed: name -> feature.
 _NOT_LANDED = {
-    "Dataset": "datasets",
     "Image": "container images for deployment", "Webservice": "model deployment",
     "Keyvault": "a workspace key vault", "LinkedService": "linked services",
     "ContainerRegistry": "container registries", "PrivateEndPointConfig": "private endpoints",
@@ -44,6 +44,7 @@ _NOT_LANDED = {
 
 if TYPE_CHECKING:
     from runyard.compat.azureml.core.compute import ComputeTarget
+    from runyard.compat.azureml.core.dataset import Dataset
     from runyard.compat.azureml.core.datastore import Datastore
     from runyard.compat.azureml.core.model import Model
     from runyard.compat.azureml.core.run import get_run

@@ -1,0 +1,538 @@
+"""``Dataset``: named, versioned references to files on datastores, after Azure ML v1's
+``azureml.core.Dataset`` (``Dataset.File`` and ``Dataset.Tabular``).
+
+A dataset is defined by datastore paths or globs (``(datastore, "data/**/*.csv")``, a list of
+them, or ``datastore.path("data")``) plus, for tabular data, parse options; ``take``, ``skip``,
+``random_split`` and ``take_sample`` add reproducible steps (a split records its seed). The
+files a definition names are resolved when the dataset is made (with their size and sha256);
+a registered version stores that file list, so it means exactly those bytes. Reading goes
+through a content-addressed cache per workspace (keyed by the recorded sha256): a file already
+cached is served from it, a file that must be fetched is checked against its recorded hash,
+and a changed one raises :class:`~runyard.errors.DatasetChanged` naming it (the recorded
+bytes cannot be read any more). ``data_changed_since_registration()`` compares the datastore
+with the record without reading into the cache.
+
+Differences from v1: there is no FUSE mount. :meth:`FileDataset.mount` downloads the files into
+a content-addressed cache per workspace (shared by every dataset and call, keyed by sha256) and
+links them read-only under the mount point, so a second mount of the same data fetches nothing.
+A dataset id is ``name:version``. Datasets as run inputs (``as_named_input``) are not supported
+yet. Reading tabular data needs ``pandas`` (and ``pyarrow`` for parquet files).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runyard.errors import InvalidParameter, NotSupported
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from runyard.sdktypes import WorkspaceLike as Workspace
+    from runyard.store.dataset_record import DatasetFile, DatasetRecord
+
+__all__ = ["DataPath", "Dataset", "FileDataset", "MountContext", "TabularDataset"]
+
+_TYPES = {"int": "int64", "float": "float64", "str": "string", "bool": "boolean",
+          "datetime": "datetime64[ns]"}
+
+
+class DataPath:
+    """A path on a datastore (v1's ``azureml.data.datapath.DataPath``)."""
+
+    def __init__(self, datastore: Any = None, path_on_datastore: str | None = None,
+                 name: str | None = None) -> None:
+        self.datastore = datastore
+        self.path_on_datastore = path_on_datastore
+        self.name = name
+
+    def __repr__(self) -> str:
+        ds = getattr(self.datastore, "name", self.datastore)
+        return f"DataPath(datastore={ds!r}, path_on_datastore={self.path_on_datastore!r})"
+
+
+def _one_path(item: Any) -> tuple[Any, str]:
+    from runyard.datastore import DataReference, Datastore  # noqa: PLC0415
+
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], Datastore):
+        return item[0], str(item[1])
+    if isinstance(item, DataPath) and isinstance(item.datastore, Datastore):
+        return item.datastore, item.path_on_datastore or ""
+    if isinstance(item, DataReference):
+        return item.datastore, item.path_on_datastore or ""
+    if isinstance(item, Datastore):
+        return item, ""
+    if isinstance(item, (str, os.PathLike)):
+        raise InvalidParameter("path", f"{os.fspath(item)!r} is a local path; register its "
+                               "folder as a datastore (Datastore.register_local_folder) and "
+                               "give (datastore, 'relative/glob') instead")
+    raise InvalidParameter("path", f"{item!r} is not a datastore path: give (datastore, "
+                           "'folder/**/*.csv'), datastore.path('x') or a list of them")
+
+
+def _paths(path: Any) -> tuple[Workspace, list[tuple[str, str]]]:
+    items = path if isinstance(path, list) else [path]
+    if not items:
+        raise InvalidParameter("path", "give at least one datastore path")
+    pairs = [_one_path(i) for i in items]
+    ws = pairs[0][0].workspace
+    return ws, [(ds.name, p) for ds, p in pairs]
+
+
+def _pick(n: int, ops: list[list[Any]]) -> list[int]:
+    """The indexes of ``n`` items kept by the recorded steps."""
+    idx = list(range(n))
+    for op in ops:
+        kind = op[0]
+        if kind == "take":
+            idx = idx[:int(op[1])]
+        elif kind == "skip":
+            idx = idx[int(op[1]):]
+        elif kind in ("split", "sample"):
+            rng = random.Random(int(op[2]))
+            draws = [rng.random() < float(op[1]) for _ in idx]
+            keep = (not op[3]) if kind == "split" else True
+            idx = [i for i, d in zip(idx, draws, strict=True) if d == keep]
+    return idx
+
+
+def _count(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidParameter(field, f"must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _fraction(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InvalidParameter(field, f"must be a number between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _seed(seed: Any) -> int:
+    if seed is None:
+        return random.SystemRandom().randrange(2**31)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidParameter("seed", f"must be an integer, got {seed!r}")
+    return seed
+
+
+class _BaseDataset:
+    """What file and tabular datasets share: definition, files, registration."""
+
+    _kind = ""
+
+    def __init__(self, workspace: Workspace, paths: list[tuple[str, str]],
+                 options: dict[str, Any] | None = None, ops: list[list[Any]] | None = None,
+                 files: list[DatasetFile] | None = None,
+                 record: DatasetRecord | None = None) -> None:
+        self._ws = workspace
+        self._paths = paths
+        self._options = dict(options or {})
+        self._ops = list(ops or [])
+        self._files = files
+        self._rec = record
+
+    # -- identity ----------------------------------------------------------------------------
+    @property
+    def name(self) -> str | None:
+        """The registered name (None before registration)."""
+        return self._rec.name if self._rec else None
+
+    @property
+    def version(self) -> int | None:
+        """The registered version (None before registration)."""
+        return self._rec.version if self._rec else None
+
+    @property
+    def id(self) -> str | None:
+        """``name:version`` (None before registration)."""
+        return self._rec.id if self._rec else None
+
+    @property
+    def description(self) -> str | None:
+        """The registered description."""
+        return self._rec.description if self._rec else None
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The registered tags."""
+        return dict(self._rec.tags) if self._rec else {}
+
+    @property
+    def files(self) -> list[DatasetFile]:
+        """Every file the definition resolved to (datastore, path, size, sha256), before
+        ``take``/``skip``/split steps (a runyard extension)."""
+        if self._files is None:
+            self._files = self._ws.client.resolve_dataset_files(self._paths)
+        return list(self._files)
+
+    def _definition(self) -> dict[str, Any]:
+        return {"paths": [list(p) for p in self._paths], "options": dict(self._options),
+                "ops": [list(o) for o in self._ops]}
+
+    def _with(self, op: list[Any]) -> Any:
+        return type(self)(self._ws, self._paths, self._options, [*self._ops, op], self._files)
+
+    def __repr__(self) -> str:
+        who = f"name={self.name!r}, version={self.version}, " if self._rec else ""
+        return f"{type(self).__name__}({who}paths={self._paths!r})"
+
+    # -- registration ------------------------------------------------------------------------
+    def register(self, workspace: Workspace, name: str, description: str | None = None,
+                 tags: dict[str, str] | None = None, create_new_version: bool = False) -> Any:
+        """Record this definition and its resolved files as a version of ``name``.
+
+        An existing name without ``create_new_version``: the latest version is returned when
+        it is identical, else ``AlreadyExists`` (as v1).
+        """
+        rec = workspace.client.register_dataset(
+            name, self._kind, self._definition(), self.files, description=description,
+            tags=tags, create_new_version=create_new_version)
+        return _from_record(workspace, rec)
+
+    def data_changed_since_registration(self) -> list[str]:
+        """``datastore:path`` of every recorded file whose bytes changed or that is gone
+        (empty: the data is as recorded); nothing is downloaded."""
+        return self._ws.client.changed_dataset_files(self.files)
+
+    def _local_files(self) -> tuple[list[DatasetFile], list[Path], int]:
+        chosen = self._chosen()
+        cached, fetched = self._ws.client.fetch_dataset_files(chosen)
+        return chosen, cached, fetched
+
+    def _chosen(self) -> list[DatasetFile]:
+        return self.files
+
+    def as_named_input(self, name: str) -> Any:
+        """Datasets as run inputs are not supported yet."""
+        raise NotSupported("datasets as run inputs (as_named_input) are not supported by "
+                           "runyard yet; download or mount the dataset in the script instead")
+
+
+def _rel_names(files: list[DatasetFile], every: list[DatasetFile]) -> list[str]:
+    """Paths of ``files`` relative to the folder all of ``every`` (the dataset's resolved
+    files) share: v1's ``to_path`` strips that prefix; a single file keeps its name."""
+    if len(every) == 1:
+        return [f.path.rsplit("/", 1)[-1] for f in files]
+    common = os.path.commonpath([f"/{f.path}" for f in every]).strip("/")
+    cut = len(common) + 1 if common else 0
+    return [f.path[cut:] for f in files]
+
+
+class MountContext:
+    """What :meth:`FileDataset.mount` returns: ``with`` it, or call ``start()``/``stop()``.
+
+    No FUSE: ``start`` fetches the files into the workspace's content-addressed cache (files
+    already cached are not fetched) and links them read-only under :attr:`mount_point`.
+    """
+
+    def __init__(self, dataset: FileDataset, mount_point: str | os.PathLike[str] | None) -> None:
+        self._ds = dataset
+        self._own = mount_point is None
+        #: The folder the files appear in.
+        self.mount_point = (tempfile.mkdtemp(prefix="runyard-mount-") if mount_point is None
+                            else os.fspath(mount_point))
+        #: How many files the last ``start`` had to fetch (0: all were cached).
+        self.fetched = 0
+
+    def start(self) -> None:
+        """Fetch what is not cached and link the files under :attr:`mount_point`."""
+        files, cached, self.fetched = self._ds._local_files()
+        root = Path(self.mount_point)
+        root.mkdir(parents=True, exist_ok=True)
+        for rel, src in zip(_rel_names(files, self._ds.files), cached, strict=True):
+            dest = root / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.exists() or dest.is_symlink():
+                dest.unlink()
+            try:
+                os.link(src, dest)
+            except OSError:  # another file system: copy
+                shutil.copyfile(src, dest)
+                os.chmod(dest, 0o444)
+
+    def stop(self) -> None:
+        """Remove the linked files (the cache keeps them)."""
+        root = Path(self.mount_point)
+        if self._own:
+            shutil.rmtree(root, ignore_errors=True)
+            return
+        for rel in _rel_names(self._ds._chosen(), self._ds.files):
+            (root / rel).unlink(missing_ok=True)
+
+    def __enter__(self) -> MountContext:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class FileDataset(_BaseDataset):
+    """References to files (v1's ``FileDataset``); steps work on files."""
+
+    _kind = "file"
+
+    def _chosen(self) -> list[DatasetFile]:
+        files = self.files
+        return [files[i] for i in _pick(len(files), self._ops)]
+
+    def to_path(self) -> list[str]:
+        """The files' paths relative to their shared folder, each starting with ``/``."""
+        return [f"/{r}" for r in _rel_names(self._chosen(), self.files)]
+
+    def download(self, target_path: str | os.PathLike[str] | None = None,
+                 overwrite: bool = False) -> list[str]:
+        """Write the files under ``target_path`` (None: a new temporary folder) and return
+        their absolute paths. A different file already there is refused unless
+        ``overwrite``."""
+        files, cached, _ = self._local_files()
+        root = Path(tempfile.mkdtemp(prefix="runyard-dataset-") if target_path is None
+                    else target_path).resolve()
+        names = _rel_names(files, self.files)
+        pairs = [(root / rel, src) for rel, src in zip(names, cached, strict=True)]
+        if not overwrite:
+            clash = [str(d) for d, src in pairs if d.exists() and not _same_file(d, src)]
+            if clash:
+                raise InvalidParameter("overwrite", f"{len(clash)} file(s) already exist with "
+                                       f"other content: {', '.join(clash[:5])}; pass "
+                                       "overwrite=True or choose another target_path")
+        out: list[str] = []
+        for dest, src in pairs:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.part")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+            out.append(str(dest))
+        return out
+
+    def mount(self, mount_point: str | os.PathLike[str] | None = None,
+              **kwargs: Any) -> MountContext:
+        """A :class:`MountContext` (cache-backed, read-only; see the module docs)."""
+        return MountContext(self, mount_point)
+
+    def take(self, count: int) -> FileDataset:
+        """The first ``count`` files."""
+        return self._with(["take", _count(count, "count")])  # type: ignore[no-any-return]
+
+    def skip(self, count: int) -> FileDataset:
+        """All files but the first ``count``."""
+        return self._with(["skip", _count(count, "count")])  # type: ignore[no-any-return]
+
+    def random_split(self, percentage: float, seed: int | None = None
+                     ) -> tuple[FileDataset, FileDataset]:
+        """Two datasets with about ``percentage`` and the rest of the files (reproducible:
+        the seed is recorded)."""
+        p, s = _fraction(percentage, "percentage"), _seed(seed)
+        return self._with(["split", p, s, 0]), self._with(["split", p, s, 1])
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    from runyard.datastores.base import sha256_file  # noqa: PLC0415
+
+    return a.is_file() and a.stat().st_size == b.stat().st_size and sha256_file(a) == \
+        sha256_file(b)
+
+
+class TabularDataset(_BaseDataset):
+    """Rows parsed from delimited or parquet files (v1's ``TabularDataset``); steps work on
+    rows."""
+
+    _kind = "tabular"
+
+    def to_pandas_dataframe(self, on_error: str = "null",
+                            out_of_range_datetime: str = "null") -> Any:
+        """The rows as a pandas DataFrame (needs ``pandas``; parquet also ``pyarrow``). A file
+        that does not parse raises ``InvalidParameter`` naming it and the line."""
+        try:
+            import pandas as pd  # noqa: PLC0415
+        except ImportError as e:
+            raise NotSupported("to_pandas_dataframe needs pandas: pip install pandas") from e
+        files, cached, _ = self._local_files()
+        frames = [self._read(pd, f, p) for f, p in zip(files, cached, strict=True)]
+        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        keep = _pick(len(df), self._ops)
+        return df.iloc[keep].reset_index(drop=True)
+
+    def _read(self, pd: Any, f: DatasetFile, local: Path) -> Any:
+        o = self._options
+        where = f"{f.datastore}:{f.path}"
+        if o.get("format") == "parquet":
+            try:
+                df = pd.read_parquet(local)
+            except ImportError as e:
+                raise NotSupported(f"reading parquet ({where}) needs pyarrow: pip install "
+                                   "pyarrow") from e
+        else:
+            kw: dict[str, Any] = {"sep": o.get("separator", ","),
+                                  "header": 0 if o.get("header", True) else None,
+                                  "encoding": o.get("encoding", "utf8")}
+            if not o.get("infer_column_types", True):
+                kw.update(dtype=str, keep_default_na=False)
+            try:
+                df = pd.read_csv(local, **kw)
+            except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+                raise InvalidParameter("path", f"{where} does not parse as delimited text "
+                                       f"(separator {kw['sep']!r}, encoding "
+                                       f"{kw['encoding']!r}): {e}") from None
+            if kw["header"] is None:
+                df.columns = [f"Column{i + 1}" for i in range(len(df.columns))]
+        for col, typ in (o.get("set_column_types") or {}).items():
+            if col not in df.columns:
+                raise InvalidParameter("set_column_types", f"{where} has no column {col!r} "
+                                       f"(columns: {list(df.columns)})")
+            try:
+                df[col] = (pd.to_datetime(df[col]) if typ == "datetime"
+                           else df[col].astype(_TYPES[typ]))
+            except (ValueError, TypeError) as e:
+                raise InvalidParameter("set_column_types", f"column {col!r} of {where} is not "
+                                       f"{typ}: {e}") from None
+        if o.get("include_path"):
+            df.insert(0, "Path", f"/{f.path}")
+        return df
+
+    def _validate(self) -> None:
+        """Parse the first file now (when pandas is installed)."""
+        try:
+            import pandas as pd  # noqa: PLC0415
+        except ImportError:
+            return  # nothing to parse with; reading will say pandas is needed
+        first = self.files[:1]
+        cached, _ = self._ws.client.fetch_dataset_files(first)
+        for f, p in zip(first, cached, strict=True):
+            self._read(pd, f, p)
+
+    def take(self, count: int) -> TabularDataset:
+        """The first ``count`` rows."""
+        return self._with(["take", _count(count, "count")])  # type: ignore[no-any-return]
+
+    def skip(self, count: int) -> TabularDataset:
+        """All rows but the first ``count``."""
+        return self._with(["skip", _count(count, "count")])  # type: ignore[no-any-return]
+
+    def random_split(self, percentage: float, seed: int | None = None
+                     ) -> tuple[TabularDataset, TabularDataset]:
+        """Two datasets with about ``percentage`` and the rest of the rows (disjoint, together
+        all rows; reproducible: the seed is recorded)."""
+        p, s = _fraction(percentage, "percentage"), _seed(seed)
+        return self._with(["split", p, s, 0]), self._with(["split", p, s, 1])
+
+    def take_sample(self, probability: float, seed: int | None = None) -> TabularDataset:
+        """Each row kept with ``probability`` (reproducible: the seed is recorded)."""
+        return self._with(  # type: ignore[no-any-return]
+            ["sample", _fraction(probability, "probability"), _seed(seed)])
+
+
+def _column_types(types: dict[str, Any] | None) -> dict[str, str]:
+    names = {int: "int", float: "float", str: "str", bool: "bool"}
+    out: dict[str, str] = {}
+    for col, typ in (types or {}).items():
+        name = names.get(typ) if isinstance(typ, type) else str(typ).lower()
+        if name not in _TYPES:
+            raise InvalidParameter("set_column_types", f"column {col!r}: {typ!r} is not one of "
+                                   f"{sorted(_TYPES)} (or int, float, str, bool)")
+        out[str(col)] = name
+    return out
+
+
+def _from_record(workspace: Workspace, rec: DatasetRecord) -> Any:
+    d = rec.definition
+    cls = TabularDataset if rec.kind == "tabular" else FileDataset
+    return cls(workspace, [(str(a), str(b)) for a, b in d.get("paths", [])],
+               d.get("options", {}), d.get("ops", []), list(rec.files), rec)
+
+
+class FileDatasetFactory:
+    """``Dataset.File``: makes :class:`FileDataset` objects."""
+
+    @staticmethod
+    def from_files(path: Any, validate: bool = True) -> FileDataset:
+        """Files named by datastore paths or globs; the files are resolved (with hashes) now,
+        so a glob that matches nothing fails here naming the pattern and the datastore."""
+        ws, pairs = _paths(path)
+        return FileDataset(ws, pairs, {}, [], ws.client.resolve_dataset_files(pairs))
+
+
+class TabularDatasetFactory:
+    """``Dataset.Tabular``: makes :class:`TabularDataset` objects."""
+
+    @staticmethod
+    def from_delimited_files(path: Any, validate: bool = True, include_path: bool = False,
+                             infer_column_types: bool = True,
+                             set_column_types: dict[str, Any] | None = None,
+                             separator: str = ",", header: bool = True,
+                             partition_format: str | None = None,
+                             support_multi_line: bool = False, empty_as_string: bool = False,
+                             encoding: str = "utf8") -> TabularDataset:
+        """Rows of delimited text files. ``validate`` parses the first file now (a file that
+        does not parse fails naming it and the line). ``partition_format`` is not supported;
+        ``support_multi_line`` (quoted newlines are always read) and ``empty_as_string`` are
+        accepted and ignored."""
+        if partition_format is not None:
+            raise NotSupported("partition_format is not supported by runyard datasets")
+        if not isinstance(separator, str) or not separator:
+            raise InvalidParameter("separator", f"must be a non-empty string, got {separator!r}")
+        if not isinstance(header, bool):
+            raise InvalidParameter("header", "must be True or False (the header line is "
+                                   "read from each file)")
+        ws, pairs = _paths(path)
+        opts = {"format": "delimited", "separator": separator, "header": header,
+                "encoding": encoding, "infer_column_types": bool(infer_column_types),
+                "include_path": bool(include_path),
+                "set_column_types": _column_types(set_column_types)}
+        ds = TabularDataset(ws, pairs, opts, [], ws.client.resolve_dataset_files(pairs))
+        if validate:
+            ds._validate()
+        return ds
+
+    @staticmethod
+    def from_parquet_files(path: Any, validate: bool = True, include_path: bool = False,
+                           set_column_types: dict[str, Any] | None = None,
+                           partition_format: str | None = None) -> TabularDataset:
+        """Rows of parquet files (reading them needs ``pyarrow``)."""
+        if partition_format is not None:
+            raise NotSupported("partition_format is not supported by runyard datasets")
+        ws, pairs = _paths(path)
+        opts = {"format": "parquet", "include_path": bool(include_path),
+                "set_column_types": _column_types(set_column_types)}
+        return TabularDataset(ws, pairs, opts, [], ws.client.resolve_dataset_files(pairs))
+
+
+class Dataset:
+    """v1's ``Dataset``: ``Dataset.File`` / ``Dataset.Tabular`` factories and the registry."""
+
+    File = FileDatasetFactory
+    Tabular = TabularDatasetFactory
+
+    @staticmethod
+    def get_by_name(workspace: Workspace, name: str, version: int | str = "latest") -> Any:
+        """A registered version (``"latest"`` or a number); ``NotFound`` when absent."""
+        if version in ("latest", None):
+            v: int | None = None
+        else:
+            try:
+                v = int(version)
+            except (TypeError, ValueError):
+                raise InvalidParameter("version", f"{version!r} is not 'latest' or a "
+                                       "version number") from None
+        return _from_record(workspace, workspace.client.get_dataset(name, v))
+
+    @staticmethod
+    def get_by_id(workspace: Workspace, id: str) -> Any:  # noqa: A002
+        """A registered version by id (``name:version``)."""
+        name, sep, ver = str(id).rpartition(":")
+        if not sep or not ver.isdigit():
+            raise InvalidParameter("id", f"{id!r} is not a dataset id ('name:version')")
+        return Dataset.get_by_name(workspace, name, int(ver))
+
+    @staticmethod
+    def get_all(workspace: Workspace) -> dict[str, Any]:
+        """The latest version of every registered dataset, by name."""
+        return {r.name: _from_record(workspace, r)
+                for r in workspace.client.list_datasets(latest=True)}

@@ -1,0 +1,89 @@
+"""Dataset rows of the SQLAlchemy store (mixed into ``SqlWorkspaceStore``).
+
+Versions are numbered per name as for models: a registration reads the highest version and
+inserts the next; the primary key ``(name, version)`` makes a concurrent registration that
+picked the same number fail, and it retries with the next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from contextlib import AbstractContextManager
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from runyard.errors import WorkspaceError
+from runyard.store.dataset_record import DatasetFile, DatasetRecord
+from runyard.store.sqlalchemy import tables as t
+
+#: How often a registration retries after losing the race for a version number.
+VERSION_RETRIES = 50
+
+_d = t.datasets
+
+
+def _rec(row: Any) -> DatasetRecord:
+    return DatasetRecord(
+        name=row.name, version=int(row.version), kind=row.kind, description=row.description,
+        tags=dict(row.tags or {}), definition=dict(row.definition or {}),
+        files=tuple(DatasetFile.from_json(f) for f in row.files or []),
+        total_size=int(row.total_size), created_at=float(row.created_at))
+
+
+class DatasetRows:
+    """Store methods for registered datasets."""
+
+    def _write(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def _read(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def add_dataset_version(self, rec: DatasetRecord) -> DatasetRecord:
+        """Insert ``rec`` as the next version of ``rec.name`` (its ``version`` is ignored)."""
+        for _ in range(VERSION_RETRIES):
+            try:
+                with self._write() as c:
+                    top = c.execute(select(func.max(_d.c.version))
+                                    .where(_d.c.name == rec.name)).scalar()
+                    version = int(top or 0) + 1
+                    c.execute(insert(_d).values(
+                        name=rec.name, version=version, kind=rec.kind,
+                        description=rec.description, tags=dict(rec.tags),
+                        definition=dict(rec.definition),
+                        files=[f.to_json() for f in rec.files], total_size=rec.total_size,
+                        created_at=rec.created_at))
+                return dataclasses.replace(rec, version=version)
+            except IntegrityError:
+                continue  # another registration took this version: take the next
+        raise WorkspaceError(f"could not register a new version of dataset {rec.name!r}: "
+                             f"{VERSION_RETRIES} concurrent registrations won the race; retry")
+
+    def get_dataset(self, name: str, version: int | None = None) -> DatasetRecord | None:
+        """The given version of dataset ``name`` (default: the latest), or None."""
+        q = select(_d).where(_d.c.name == name)
+        q = (q.where(_d.c.version == version) if version is not None
+             else q.order_by(_d.c.version.desc()).limit(1))
+        with self._read() as c:
+            row = c.execute(q).first()
+        return _rec(row) if row else None
+
+    def list_datasets(self, name: str | None = None, *, latest: bool = False
+                      ) -> list[DatasetRecord]:
+        """Dataset versions by name then newest first; ``latest``: the newest of each name."""
+        q = select(_d)
+        if name is not None:
+            q = q.where(_d.c.name == name)
+        with self._read() as c:
+            rows = c.execute(q.order_by(_d.c.name, _d.c.version.desc())).all()
+        out: list[DatasetRecord] = []
+        seen: set[str] = set()
+        for row in rows:
+            if latest:
+                if row.name in seen:
+                    continue
+                seen.add(row.name)
+            out.append(_rec(row))
+        return out
