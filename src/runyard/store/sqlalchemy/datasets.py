@@ -11,15 +11,13 @@ import dataclasses
 from contextlib import AbstractContextManager
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, select
 
-from runyard.errors import WorkspaceError
 from runyard.store.dataset_record import DatasetFile, DatasetRecord
 from runyard.store.sqlalchemy import tables as t
+from runyard.store.sqlalchemy.versioned import insert_next_version
 
 #: How often a registration retries after losing the race for a version number.
-VERSION_RETRIES = 50
 
 _d = t.datasets
 
@@ -43,23 +41,12 @@ class DatasetRows:
 
     def add_dataset_version(self, rec: DatasetRecord) -> DatasetRecord:
         """Insert ``rec`` as the next version of ``rec.name`` (its ``version`` is ignored)."""
-        for _ in range(VERSION_RETRIES):
-            try:
-                with self._write() as c:
-                    top = c.execute(select(func.max(_d.c.version))
-                                    .where(_d.c.name == rec.name)).scalar()
-                    version = int(top or 0) + 1
-                    c.execute(insert(_d).values(
-                        name=rec.name, version=version, kind=rec.kind,
-                        description=rec.description, tags=dict(rec.tags),
-                        definition=dict(rec.definition),
-                        files=[f.to_json() for f in rec.files], total_size=rec.total_size,
-                        created_at=rec.created_at))
-                return dataclasses.replace(rec, version=version)
-            except IntegrityError:
-                continue  # another registration took this version: take the next
-        raise WorkspaceError(f"could not register a new version of dataset {rec.name!r}: "
-                             f"{VERSION_RETRIES} concurrent registrations won the race; retry")
+        version = insert_next_version(self._write, _d, "dataset", rec.name, dict(
+            kind=rec.kind,
+            description=rec.description, tags=dict(rec.tags), definition=dict(rec.definition),
+            files=[f.to_json() for f in rec.files], total_size=rec.total_size,
+            created_at=rec.created_at))
+        return dataclasses.replace(rec, version=version)
 
     def get_dataset(self, name: str, version: int | None = None) -> DatasetRecord | None:
         """The given version of dataset ``name`` (default: the latest), or None."""

@@ -13,15 +13,14 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, delete, select, update
 
-from runyard.errors import NotFound, WorkspaceError
+from runyard.errors import NotFound
 from runyard.store.model_record import ModelFile, ModelRecord
 from runyard.store.sqlalchemy import tables as t
+from runyard.store.sqlalchemy.versioned import insert_next_version
 
 #: How often a registration retries after losing the race for a version number.
-VERSION_RETRIES = 50
 
 _m = t.models
 
@@ -52,25 +51,14 @@ class ModelRows:
 
     def add_model_version(self, rec: ModelRecord) -> ModelRecord:
         """Insert ``rec`` as the next version of ``rec.name`` (its ``version`` is ignored)."""
-        for _ in range(VERSION_RETRIES):
-            try:
-                with self._write() as c:
-                    top = c.execute(select(func.max(_m.c.version))
-                                    .where(_m.c.name == rec.name)).scalar()
-                    version = int(top or 0) + 1
-                    c.execute(insert(_m).values(
-                        name=rec.name, version=version, description=rec.description,
-                        framework=rec.framework, framework_version=rec.framework_version,
-                        tags=dict(rec.tags), properties=dict(rec.properties),
-                        run_id=rec.run_id, experiment=rec.experiment,
-                        datasets=list(rec.datasets), root=rec.root,
-                        files=[f.to_json() for f in rec.files], total_size=rec.total_size,
-                        created_at=rec.created_at))
-                return dataclasses.replace(rec, version=version)
-            except IntegrityError:
-                continue  # another registration took this version: take the next
-        raise WorkspaceError(f"could not register a new version of model {rec.name!r}: "
-                             f"{VERSION_RETRIES} concurrent registrations won the race; retry")
+        version = insert_next_version(self._write, _m, "model", rec.name, dict(
+            description=rec.description,
+            framework=rec.framework, framework_version=rec.framework_version,
+            tags=dict(rec.tags), properties=dict(rec.properties), run_id=rec.run_id,
+            experiment=rec.experiment, datasets=list(rec.datasets), root=rec.root,
+            files=[f.to_json() for f in rec.files], total_size=rec.total_size,
+            created_at=rec.created_at))
+        return dataclasses.replace(rec, version=version)
 
     def get_model(self, name: str, version: int | None = None) -> ModelRecord | None:
         """The given version of model ``name`` (default: the latest), or None."""
