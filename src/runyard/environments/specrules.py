@@ -127,7 +127,7 @@ def check_pip_requirement(value: Any, field: str = "pip_package") -> str:
 
 
 def _url(value: str, field: str, flag: str) -> str:
-    if not _URL.match(value):
+    if not _URL.fullmatch(value):
         raise InvalidParameter(field, f"{flag} needs an http:// or https:// URL, got "
                                f"{value!r} (local folders do not travel to a compute target)")
     return value
@@ -202,7 +202,7 @@ def check_channel(value: Any, field: str = "channel") -> str:
 
 def check_variable_name(value: Any, field: str) -> str:
     """An environment variable name of an environment file (``[A-Za-z_][A-Za-z0-9_]*``)."""
-    if not isinstance(value, str) or not _VARIABLE.match(value):
+    if not isinstance(value, str) or not _VARIABLE.fullmatch(value):
         raise InvalidParameter(field, f"{value!r} is not a variable name: use letters, digits "
                                "and '_', not starting with a digit")
     return value
@@ -211,7 +211,7 @@ def check_variable_name(value: Any, field: str) -> str:
 def check_base_image(value: Any, field: str = "environment.docker.base_image") -> str:
     """One container image reference (``repo/name:tag`` or ``name@sha256:...``)."""
     image = _text(value, field, "image")
-    if not _IMAGE.match(image):
+    if not _IMAGE.fullmatch(image):
         raise InvalidParameter(field, f"{image!r} is not an image reference such as "
                                "'python:3.11-slim' or 'registry.example/team/image:1.0'")
     return image

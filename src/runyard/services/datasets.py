@@ -34,7 +34,7 @@ KINDS = ("file", "tabular")
 
 def check_dataset_name(name: object) -> str:
     """``name`` when it is a valid dataset name, else :class:`InvalidParameter`."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidParameter("name", f"{name!r} is not a valid dataset name: use letters, "
                                "digits, spaces, '_', '.' and '-', starting with a letter or "
                                "digit, at most 255 characters")

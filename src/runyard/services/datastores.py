@@ -36,7 +36,7 @@ _SECRET_NAMES = ("account_key", "sas_token")
 
 def check_datastore_name(name: object) -> str:
     """``name`` when it is a valid datastore name, else :class:`InvalidParameter`."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidParameter("datastore_name", f"{name!r} is not a valid datastore name: use "
                                "letters, digits, '_' and '-', starting with a letter or digit, "
                                "at most 255 characters")

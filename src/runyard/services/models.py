@@ -42,7 +42,7 @@ REFERENCE_CHECKS: list[Callable[[WorkspaceContext, str, int], list[str]]] = []
 
 def check_model_name(name: object) -> str:
     """``name`` if it follows Azure's rule, else InvalidParameter on ``model_name``."""
-    if not isinstance(name, str) or not MODEL_NAME_RE.match(name):
+    if not isinstance(name, str) or not MODEL_NAME_RE.fullmatch(name):
         raise InvalidParameter(
             "model_name", f"{name!r} is not a valid model name: 1-255 characters, letters, "
             "digits, '-', '.' and '_', starting with a letter or digit")
