@@ -15,6 +15,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import URL, make_url
@@ -95,3 +96,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Azurite blob emulator on a loopback port, one per test module
+    (``tests/datastores_support.py`` installs and starts it; it fails, never skips)."""
+    from datastores_support import start_azurite  # noqa: PLC0415  (npm-installed on first use)
+
+    az = start_azurite(tmp_path_factory.mktemp("azurite"))
+    try:
+        yield az
+    finally:
+        az.stop()

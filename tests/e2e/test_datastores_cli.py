@@ -6,12 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from datastores_support import ACCOUNT, KEY, Azurite, start_azurite
+from datastores_support import ACCOUNT, KEY, Azurite
 
 pytestmark = pytest.mark.e2e
 
@@ -24,15 +23,6 @@ def env(tmp_path: Path) -> dict[str, str]:
     e["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), e.get("PYTHONPATH")) if p)
     e["RUNYARD_CONFIG_HOME"] = str(tmp_path / "config")
     return e
-
-
-@pytest.fixture
-def azurite(tmp_path: Path) -> Iterator[Azurite]:
-    az = start_azurite(tmp_path / "azurite")
-    try:
-        yield az
-    finally:
-        az.stop()
 
 
 def cli(cwd: Path, env: dict[str, str], *args: str, stdin: str | None = None,

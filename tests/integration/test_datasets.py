@@ -6,12 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from datastores_support import ACCOUNT, KEY, Azurite, start_azurite
+from datastores_support import ACCOUNT, KEY, Azurite
 from runyard import Workspace
 from runyard.dataset import Dataset, FileDataset, TabularDataset
 from runyard.datastore import Datastore
@@ -31,15 +30,6 @@ pytestmark = pytest.mark.integration
 def _key_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_CONFIG_HOME, str(tmp_path / "config"))
     monkeypatch.delenv("RUNYARD_SECRET_KEY", raising=False)
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    az = start_azurite(tmp_path_factory.mktemp("azurite"))
-    try:
-        yield az
-    finally:
-        az.stop()
 
 
 @pytest.fixture

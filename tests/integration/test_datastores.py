@@ -4,12 +4,11 @@ real Azurite emulator (started on a loopback port; see tests/datastores_support.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from datastores_support import ACCOUNT, KEY, Azurite, start_azurite
+from datastores_support import ACCOUNT, KEY, Azurite
 from runyard import Workspace
 from runyard.datastore import Datastore
 from runyard.errors import AlreadyExists, InvalidParameter, NotFound, RunyardError
@@ -24,15 +23,6 @@ WRONG_KEY = KEY[:-8] + "AAAAAAA="
 def _key_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_CONFIG_HOME, str(tmp_path / "config"))
     monkeypatch.delenv("RUNYARD_SECRET_KEY", raising=False)
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    az = start_azurite(tmp_path_factory.mktemp("azurite"))
-    try:
-        yield az
-    finally:
-        az.stop()
 
 
 @pytest.fixture

@@ -3,12 +3,11 @@ the emulator endpoint) against a runyard workspace and a real Azurite."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from datastores_support import ACCOUNT, KEY, Azurite, start_azurite
+from datastores_support import ACCOUNT, KEY, Azurite
 from runyard.compat.azureml.core import Datastore, Workspace
 from runyard.compat.azureml.exceptions import UserErrorException
 from runyard.secrets import ENV_CONFIG_HOME
@@ -20,15 +19,6 @@ pytestmark = pytest.mark.integration
 def _key_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_CONFIG_HOME, str(tmp_path / "config"))
     monkeypatch.delenv("RUNYARD_SECRET_KEY", raising=False)
-
-
-@pytest.fixture
-def azurite(tmp_path: Path) -> Iterator[Azurite]:
-    az = start_azurite(tmp_path / "azurite")
-    try:
-        yield az
-    finally:
-        az.stop()
 
 
 def test_v1_datastore_control_script(tmp_path: Path, azurite: Azurite) -> None:
