@@ -83,6 +83,7 @@ class Runner:
         self._logs_seen: dict[str, tuple[int, int]] = {}
         self._skipped: set[str] = set()
         self._script_log_start = 0
+        self._alias = False  # the script's `azureml` is runyard's (system-managed environment)
 
     # -- states ------------------------------------------------------------------------------
     def status(self, status: str, cause: str, **extra: Any) -> None:
@@ -268,6 +269,7 @@ class Runner:
             env = scrub(os.environ)
             env.update(self.job.get("env", {}))
             env = azureml_alias.with_alias(env)  # system-managed: `import azureml` is runyard's
+            self._alias = env.get(azureml_alias.ENV_AZUREML_ALIAS) == "1"
             env.update(self.markers())
             command = list(self.job["command"])
             log_path = self.artifacts / DRIVER_LOG
@@ -348,7 +350,9 @@ class Runner:
                 "message": f"The run exceeded max_run_duration_seconds={limit} and was stopped.",
                 "exit_code": code})
         elif code == 0:
-            offline = azureml_alias.offline_sdk_error(log_path, self._script_log_start)
+            # only where a real SDK can answer `import azureml` (not under runyard's alias)
+            offline = (None if self._alias else
+                       azureml_alias.offline_sdk_error(log_path, self._script_log_start))
             if offline:  # the real SDK swallowed the metrics: never a silent Completed
                 self.status("Failed", "the script logged to the Azure ML SDK's offline run",
                             error=offline)
