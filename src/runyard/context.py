@@ -148,6 +148,12 @@ class WorkspaceContext:
         """The environment cache of targets on this machine."""
         return self.data_dir / "envs"
 
+    @property
+    def dataset_cache_dir(self) -> Path:
+        """The content-addressed cache of dataset files (``<sha[:2]>/<sha>``), shared by every
+        dataset read in this workspace and by runs on this machine."""
+        return self.data_dir / "cache" / "datasets"
+
     # -- parts (opened on first use) ---------------------------------------------------------
     @cached_property
     def store(self) -> WorkspaceStore:

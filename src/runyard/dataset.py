@@ -15,8 +15,8 @@ with the record without reading into the cache.
 Differences from v1: there is no FUSE mount. :meth:`FileDataset.mount` downloads the files into
 a content-addressed cache per workspace (shared by every dataset and call, keyed by sha256) and
 links them read-only under the mount point, so a second mount of the same data fetches nothing.
-A dataset id is ``name:version``. Datasets as run inputs (``as_named_input``) are not supported
-yet. Reading tabular data needs ``pandas`` (and ``pyarrow`` for parquet files).
+A dataset id is ``name:version``. Datasets reach runs as named inputs (``as_named_input``; see
+:mod:`runyard.dataio`). Reading tabular data needs ``pandas`` (and ``pyarrow`` for parquet files).
 """
 
 from __future__ import annotations
@@ -25,10 +25,19 @@ import os
 import random
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runyard.errors import InvalidParameter, NotSupported
+from runyard.runtime.datasets import (
+    DatasetNeedsPackage,
+    DatasetValueError,
+    import_pandas,
+    pick,
+    read_tabular,
+)
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -85,20 +94,20 @@ def _paths(path: Any) -> tuple[Workspace, list[tuple[str, str]]]:
 
 
 def _pick(n: int, ops: list[list[Any]]) -> list[int]:
-    """The indexes of ``n`` items kept by the recorded steps."""
-    idx = list(range(n))
-    for op in ops:
-        kind = op[0]
-        if kind == "take":
-            idx = idx[:int(op[1])]
-        elif kind == "skip":
-            idx = idx[int(op[1]):]
-        elif kind in ("split", "sample"):
-            rng = random.Random(int(op[2]))
-            draws = [rng.random() < float(op[1]) for _ in idx]
-            keep = (not op[3]) if kind == "split" else True
-            idx = [i for i, d in zip(idx, draws, strict=True) if d == keep]
-    return idx
+    """The indexes of ``n`` items kept by the recorded steps (:func:`runyard.runtime.datasets.pick`:
+    one implementation for the SDK and for scripts reading their inputs)."""
+    return pick(n, ops)
+
+
+@contextmanager
+def _as_sdk_errors() -> Iterator[None]:
+    """The runtime's stdlib-only errors as the SDK's (same text)."""
+    try:
+        yield
+    except DatasetValueError as e:
+        raise InvalidParameter(e.field, e.reason) from None
+    except DatasetNeedsPackage as e:
+        raise NotSupported(str(e)) from e.__cause__
 
 
 def _count(value: Any, field: str) -> int:
@@ -209,9 +218,12 @@ class _BaseDataset:
         return self.files
 
     def as_named_input(self, name: str) -> Any:
-        """Datasets as run inputs are not supported yet."""
-        raise NotSupported("datasets as run inputs (as_named_input) are not supported by "
-                           "runyard yet; download or mount the dataset in the script instead")
+        """This dataset as run input ``name`` (``DatasetConsumptionConfig``, mode direct): put
+        it in ``ScriptRunConfig(arguments=[...])``; ``.as_mount()`` / ``.as_download()`` give
+        a file dataset as a path on the target instead."""
+        from runyard.dataio import DatasetConsumptionConfig  # noqa: PLC0415
+
+        return DatasetConsumptionConfig(name, self)  # type: ignore[arg-type]
 
 
 def _rel_names(files: list[DatasetFile], every: list[DatasetFile]) -> list[str]:
@@ -350,52 +362,17 @@ class TabularDataset(_BaseDataset):
                             out_of_range_datetime: str = "null") -> Any:
         """The rows as a pandas DataFrame (needs ``pandas``; parquet also ``pyarrow``). A file
         that does not parse raises ``InvalidParameter`` naming it and the line."""
-        try:
-            import pandas as pd  # noqa: PLC0415
-        except ImportError as e:
-            raise NotSupported("to_pandas_dataframe needs pandas: pip install pandas") from e
+        with _as_sdk_errors():
+            pd = import_pandas("to_pandas_dataframe")
         files, cached, _ = self._local_files()
-        frames = [self._read(pd, f, p) for f, p in zip(files, cached, strict=True)]
-        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        keep = _pick(len(df), self._ops)
-        return df.iloc[keep].reset_index(drop=True)
+        pairs = [(f"{f.datastore}:{f.path}", p) for f, p in zip(files, cached, strict=True)]
+        with _as_sdk_errors():
+            return read_tabular(pd, pairs, self._options, self._ops)
 
     def _read(self, pd: Any, f: DatasetFile, local: Path) -> Any:
-        o = self._options
-        where = f"{f.datastore}:{f.path}"
-        if o.get("format") == "parquet":
-            try:
-                df = pd.read_parquet(local)
-            except ImportError as e:
-                raise NotSupported(f"reading parquet ({where}) needs pyarrow: pip install "
-                                   "pyarrow") from e
-        else:
-            kw: dict[str, Any] = {"sep": o.get("separator", ","),
-                                  "header": 0 if o.get("header", True) else None,
-                                  "encoding": o.get("encoding", "utf8")}
-            if not o.get("infer_column_types", True):
-                kw.update(dtype=str, keep_default_na=False)
-            try:
-                df = pd.read_csv(local, **kw)
-            except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
-                raise InvalidParameter("path", f"{where} does not parse as delimited text "
-                                       f"(separator {kw['sep']!r}, encoding "
-                                       f"{kw['encoding']!r}): {e}") from None
-            if kw["header"] is None:
-                df.columns = [f"Column{i + 1}" for i in range(len(df.columns))]
-        for col, typ in (o.get("set_column_types") or {}).items():
-            if col not in df.columns:
-                raise InvalidParameter("set_column_types", f"{where} has no column {col!r} "
-                                       f"(columns: {list(df.columns)})")
-            try:
-                df[col] = (pd.to_datetime(df[col]) if typ == "datetime"
-                           else df[col].astype(_TYPES[typ]))
-            except (ValueError, TypeError) as e:
-                raise InvalidParameter("set_column_types", f"column {col!r} of {where} is not "
-                                       f"{typ}: {e}") from None
-        if o.get("include_path"):
-            df.insert(0, "Path", f"/{f.path}")
-        return df
+        """One file's rows (:func:`runyard.runtime.datasets.read_tabular`)."""
+        with _as_sdk_errors():
+            return read_tabular(pd, [(f"{f.datastore}:{f.path}", local)], self._options)
 
     def _validate(self) -> None:
         """Parse the first file now (when pandas is installed)."""

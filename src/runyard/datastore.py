@@ -14,6 +14,7 @@ same in the other direction and returns the number of files it fetched (as v1).
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from runyard.store.base import DatastoreRecord
 
 __all__ = ["DataReference", "Datastore"]
+
+_REF_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
 
 
 class DataReference:
@@ -60,6 +63,28 @@ class DataReference:
 
     def __str__(self) -> str:
         return f"$AZUREML_DATAREFERENCE_{self.data_reference_name}"
+
+    def _run_binding(self) -> dict[str, Any]:
+        """What a run needs of this reference as an input: the files under its path, with
+        their sizes and sha256 (resolved now)."""
+        name = self.data_reference_name
+        if not isinstance(name, str) or not _REF_NAME.fullmatch(name):
+            raise InvalidParameter("data_reference_name", f"{name!r} cannot name a run input: "
+                                   "use letters, digits and '_' (at most 128)")
+        if self.mode not in ("mount", "download"):
+            raise InvalidParameter("mode", f"data reference {name!r}: mode {self.mode!r} is "
+                                   "not supported as a run input; use mount or download "
+                                   "(for data a run writes, use OutputFileDatasetConfig)")
+        path = self.path_on_datastore or ""
+        files = self.datastore.workspace.client.resolve_dataset_files([(self.datastore.name,
+                                                                       path)])
+        return {"role": "input", "name": name, "token": str(self), "kind": "reference",
+                "mode": self.mode, "path_on_compute": self.path_on_compute,
+                "dataset": {"id": None, "name": None, "version": None},
+                "options": {}, "ops": [], "base": path,
+                "files": [[f.datastore, f.path, f.size, f.sha256] for f in files],
+                "chosen": [[f.datastore, f.path] for f in files]}
+
 
     def __repr__(self) -> str:
         return (f"DataReference(datastore={self.datastore.name!r}, "

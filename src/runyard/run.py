@@ -237,6 +237,8 @@ class Run:
             "properties": dict(r.properties), "tags": dict(r.tags),
             "runDefinition": r.definition.get("runDefinition", {}),
             "snapshotId": r.snapshot_id, "attempt": r.attempt,
+            "inputDatasets": list(r.definition.get("inputDatasets") or []),
+            "outputDatasets": list(r.definition.get("outputDatasets") or []),
             "logFiles": [f for f in self.get_file_names()
                          if f.startswith(("logs/", "system_logs/"))],
         }

@@ -46,6 +46,8 @@ def _argument_list(value: Any, field: str) -> list[Any]:
 
 
 def _check_argument(value: Any, field: str) -> None:
+    if callable(getattr(value, "_run_binding", None)):
+        return  # a run input or output (DatasetConsumptionConfig, DataReference, ...)
     if isinstance(value, bytes) or not isinstance(value, _ARGUMENT_TYPES):
         raise InvalidParameter(field, f"{value!r} ({type(value).__name__}) is not a command-line "
                                "argument; give a string or a number")

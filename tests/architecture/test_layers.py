@@ -95,6 +95,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "runyard.computetarget",
             "runyard.datastore",
             "runyard.dataset",
+            "runyard.dataio",
             "runyard.sdktypes",
         ],
     ),

@@ -82,6 +82,17 @@ class JobSpec:
     resources: dict[str, float] = field(default_factory=dict)
     #: The workspace's name (for ``run.experiment.workspace_name`` inside the script).
     workspace_name: str = ""
+    #: Named inputs (datasets, data references): rows made by
+    #: ``runyard.services.runs.bindings.prepare``; each file is ``[name in the input's folder,
+    #: sha256, size, "datastore:path"]``. The kind places the blobs in its per-host cache and
+    #: hands the runner a path template (``jobwire.runner_job(input_blobs=...)``).
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    #: Output folders, uploaded to their datastore when the script ends with code 0.
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+    def input_blobs(self) -> dict[str, int]:
+        """sha256 -> size of every file the inputs need on the target."""
+        return {str(r[1]): int(r[2]) for i in self.inputs for r in i.get("files", [])}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form."""

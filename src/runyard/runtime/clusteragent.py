@@ -149,7 +149,8 @@ class NodeRun:
         job = jobwire.runner_job(spec, run_id=run_id, workdir=str(wd),
                                  artifacts_dir=str(artifacts), spool_dir=str(spool), env=env,
                                  command=command,
-                                 env_cache_dir=str(Path(spec["node_root"]) / "envs"))
+                                 env_cache_dir=str(Path(spec["node_root"]) / "envs"),
+                                 input_blobs=spec.get("input_blobs"))
         # the node's working copy goes when its run ends, as on the other kinds
         job["remove_workdir"] = not spec.get("keep_run_folders")
         (d / "job.json").write_text(json.dumps(job))

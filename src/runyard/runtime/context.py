@@ -27,6 +27,7 @@ from runyard.runtime.jobwire import (
     ENV_ARTIFACTS_DIR,
     ENV_ATTEMPT,
     ENV_EXPERIMENT,
+    ENV_INPUTS_FILE,
     ENV_PROPERTIES,
     ENV_RUN_ID,
     ENV_SPOOL_DIR,
@@ -263,6 +264,11 @@ class OfflineRun(_TrackingMixin):
         """Always Running."""
         return "Running"
 
+    @property
+    def input_datasets(self) -> dict[str, Any]:
+        """No inputs outside runyard: ``{}``."""
+        return {}
+
     def __enter__(self) -> OfflineRun:
         return self
 
@@ -328,6 +334,9 @@ class LiveRun(_TrackingMixin):
         self._tags: dict[str, Any] = dict(tags or {})
         self._workspace_name = workspace_name
         self._finished = False
+        #: The inputs file of a submitted script (``RUNYARD_INPUTS_FILE``); None: no inputs.
+        self._inputs_file: str | None = None
+        self._inputs: dict[str, Any] | None = None
 
     # -- metrics -----------------------------------------------------------------------------
     def _emit_metric(self, name: str, kind: str, value: Any, step: int | None) -> None:
@@ -500,6 +509,21 @@ class LiveRun(_TrackingMixin):
         """
         return ExperimentInfo(self.experiment_name, self._workspace_name)
 
+    @property
+    def input_datasets(self) -> dict[str, Any]:
+        """The run's dataset inputs by name (v1's ``run.input_datasets``): a mounted or
+        downloaded input is its local path, a direct one a dataset object that reads the local
+        files (:mod:`runyard.runtime.datasets`). The inputs file is read once; ``{}`` when the
+        run has no inputs (children and interactive runs have none)."""
+        if self._inputs is None:
+            if not self._inputs_file:
+                self._inputs = {}
+            else:
+                from runyard.runtime.datasets import load_inputs  # noqa: PLC0415 (cycle)
+
+                self._inputs = load_inputs(self._inputs_file)
+        return dict(self._inputs)
+
     def __repr__(self) -> str:
         return f"LiveRun(id={self.id!r}, experiment={self.experiment_name!r})"
 
@@ -535,6 +559,7 @@ def _context_from_env(allow_offline: bool) -> LiveRun | OfflineRun:
                   tags=json.loads(os.environ.get(ENV_TAGS) or "{}"),
                   workspace_name=os.environ.get(ENV_WORKSPACE_NAME, ""))
     run._pid = os.getpid()  # type: ignore[attr-defined]
+    run._inputs_file = os.environ.get(ENV_INPUTS_FILE) or None
     return run
 
 

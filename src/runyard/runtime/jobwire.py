@@ -25,6 +25,7 @@ ENV_WORKSPACE_NAME = "RUNYARD_WORKSPACE_NAME"
 ENV_ATTEMPT = "RUNYARD_ATTEMPT"
 ENV_PROPERTIES = "RUNYARD_RUN_PROPERTIES"
 ENV_TAGS = "RUNYARD_RUN_TAGS"
+ENV_INPUTS_FILE = "RUNYARD_INPUTS_FILE"
 #: Version of the runner job description written by :func:`runner_job`.
 WIRE_VERSION = 1
 
@@ -60,8 +61,13 @@ def script_env(job: dict[str, Any], *, run_id: str, spool_dir: str, artifacts_di
 def runner_job(job: dict[str, Any], *, run_id: str, workdir: str, artifacts_dir: str,
                spool_dir: str, env: dict[str, str], command: list[str] | None = None,
                env_cache_dir: str | None = None,
-               slots: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The runner's job description for one attempt (what ``runner.py`` reads)."""
+               slots: dict[str, Any] | None = None,
+               input_blobs: str | None = None) -> dict[str, Any]:
+    """The runner's job description for one attempt (what ``runner.py`` reads).
+
+    ``input_blobs``: where the target's per-host cache keeps the blobs of the job's inputs (a
+    template formatted with ``sha``, ``sha2`` and ``rest``; see ``runtime.bindings``).
+    """
     out: dict[str, Any] = {
         "wire_version": WIRE_VERSION,
         "run_id": run_id,
@@ -76,6 +82,13 @@ def runner_job(job: dict[str, Any], *, run_id: str, workdir: str, artifacts_dir:
     }
     if slots:
         out["slots"] = slots
+    if job.get("inputs"):
+        if not input_blobs:
+            raise ValueError("input_blobs: a job with inputs needs the target's data cache")
+        out["inputs"] = job["inputs"]
+        out["input_blobs"] = input_blobs
+    if job.get("outputs"):
+        out["outputs"] = [{"name": o["name"], "token": o["token"]} for o in job["outputs"]]
     if job.get("environment") is not None:
         if env_cache_dir is None:
             raise ValueError("env_cache_dir: a system-managed environment needs the target's "

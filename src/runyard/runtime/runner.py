@@ -84,6 +84,7 @@ class Runner:
         self._skipped: set[str] = set()
         self._script_log_start = 0
         self._alias = False  # the script's `azureml` is runyard's (system-managed environment)
+        self._data_folders: list[str] = []  # the run's input folders (removed with the workdir)
 
     # -- states ------------------------------------------------------------------------------
     def status(self, status: str, cause: str, **extra: Any) -> None:
@@ -104,6 +105,10 @@ class Runner:
                 else:
                     os.unlink(path)
 
+        if self.job.get("inputs") or self.job.get("outputs"):
+            from runyard.runtime import bindings  # noqa: PLC0415
+
+            bindings.remove(self.job, self.workdir, self._data_folders)
         if self.workdir.is_dir() and not self.workdir.is_symlink():
             if sys.version_info >= (3, 12):  # onerror is deprecated there
                 shutil.rmtree(self.workdir, onexc=unlock)  # novermin (guarded)
@@ -286,6 +291,22 @@ class Runner:
                     return 0
                 self.spool.emit("properties", properties=props)
                 env.update(self.markers())
+            if self.job.get("inputs") or self.job.get("outputs"):  # lay out the run's data
+                from runyard.runtime import bindings  # noqa: PLC0415
+
+                self.spool.emit("files", files=[[DRIVER_LOG, 0]])
+                try:
+                    prepared = bindings.prepare(self.job, self.workdir)
+                except (bindings.BindingError, OSError) as exc:
+                    self.status("Failed", "input preparation failed",
+                                error={"message": f"could not prepare the run's data: {exc}"})
+                    return 0
+                self._data_folders = prepared.folders
+                command = bindings.render(command, prepared.values)
+                env.update(prepared.env)
+                if prepared.inputs:
+                    with open(log_path, "a") as note:
+                        note.write(prepared.summary() + "\n")
             self.status("Starting", "starting the script")
             with open(log_path, "ab") as log:
                 self._script_log_start = log.tell()
@@ -342,6 +363,10 @@ class Runner:
         self.sync_logs()
         if self.job.get("output_collection", True):
             self.collect_outputs()
+        if code == 0 and not timed_out and self.job.get("outputs"):
+            from runyard.runtime import bindings  # noqa: PLC0415
+
+            bindings.stage_outputs(self.job, self.workdir, self.artifacts)
         if self._skipped:
             self.note_skipped(log_path)
             self.spool.emit("files", files=[[DRIVER_LOG, log_path.stat().st_size]])

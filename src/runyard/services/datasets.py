@@ -164,7 +164,7 @@ def list_datasets(ctx: WorkspaceContext, name: str | None = None, *, latest: boo
 
 def cache_dir(ctx: WorkspaceContext) -> Path:
     """The workspace's content-addressed cache of dataset files."""
-    return ctx.data_dir / "cache" / "datasets"
+    return ctx.dataset_cache_dir
 
 
 def fetch_files(ctx: WorkspaceContext, files: list[DatasetFile]) -> tuple[list[Path], int]:

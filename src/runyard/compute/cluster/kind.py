@@ -18,6 +18,7 @@ import io
 import json
 import os
 import shlex
+import shutil
 import sys
 import threading
 import time
@@ -420,12 +421,38 @@ class ClusterKind(ComputeKind):
             **job.to_dict(), "command": command, "node_root": hs.node_root,
             "resources": resources, "has_snapshot": bool(job.snapshot_id),
             "keep_run_folders": self.ctx.keep_run_folders}
+        if job.inputs:  # the nodes read inputs from a cache under the (shared) node root
+            spec["input_blobs"] = self._place_inputs(hs, job)
         dash = self.dashboard(hs)
         runtime_env = self._runtime_env(dash, job.snapshot_id)
         handle = ClusterHandle(run_id=job.run_id, attempt=job.attempt, cluster_uid=hs.uid,
                                node_count=job.node_count, spec=spec, runtime_env=runtime_env,
                                lowpriority=config.vm_priority == "lowpriority")
         return self._start(dash, hs, handle, job.attempt)
+
+    def _place_inputs(self, hs: headmod.HeadState, job: JobSpec) -> str:
+        """Put the blobs of the job's inputs in the cluster's data cache
+        (``<node root>/data/<sha[:2]>/<sha>``, shared by every run on the cluster: only missing
+        blobs are linked or copied from the workspace's cache); returns the runner's template.
+
+        The node root is where nodes write their folders; like the artifacts, this needs it on
+        a filesystem the nodes share with the workspace (the local provider's case)."""
+        root = Path(hs.node_root) / "data"
+        cache = self.ctx.dataset_cache_dir
+        for sha, size in job.input_blobs().items():
+            dest = root / sha[:2] / sha
+            with contextlib.suppress(OSError):
+                if dest.stat().st_size == size:
+                    continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{sha}.{os.getpid()}")
+            try:
+                os.link(cache / sha[:2] / sha, tmp)
+            except OSError:
+                shutil.copyfile(cache / sha[:2] / sha, tmp)
+                os.chmod(tmp, 0o444)
+            os.replace(tmp, dest)
+        return f"{root}/{{sha2}}/{{sha}}"
 
     def _start(self, dash: RayDashboard, hs: headmod.HeadState, handle: ClusterHandle,
                attempt: int) -> ClusterHandle:

@@ -134,7 +134,9 @@ class LocalKind(ComputeKind):
             spec, run_id=job.run_id, workdir=str(wd), artifacts_dir=str(artifacts),
             spool_dir=str(spool), env=env, env_cache_dir=str(self.ctx.env_cache_dir),
             slots={"dir": str(self.ctx.data_dir / "slots" / self.name),
-                   "count": self.max_concurrent_runs})
+                   "count": self.max_concurrent_runs},
+            # inputs: the workspace's dataset cache is this host's (the submit filled it)
+            input_blobs=f"{self.ctx.dataset_cache_dir}/{{sha2}}/{{sha}}")
         claim_path = rd / f"runner-a{job.attempt}.claim"
         claimed = self._claimed(job, claim_path)
         if claimed is not None:  # started once already (its submitter died before recording)

@@ -192,6 +192,10 @@ class RemoteKind(ComputeKind):
         root, python = cfg.workdir, str(cfg.python)
         run_dir = f"{root}/runs/{job.run_id}"
         upload = upload_for(self.ctx.snapshots, job.snapshot_id)
+        data_blobs = job.input_blobs()  # the inputs' files travel like code: only missing ones
+        cache = self.ctx.dataset_cache_dir
+        for sha, size in data_blobs.items():
+            upload.sources[sha] = (cache / sha[:2] / sha, size)
         bundle_dir = f"{root}/bundle/{upload.bundle['digest']}"
         command = list(job.command)
         if command and command[0] == "python":
@@ -205,12 +209,14 @@ class RemoteKind(ComputeKind):
             artifacts_dir=f"{run_dir}/artifacts", spool_dir=f"{run_dir}/spool", env=env,
             command=command, env_cache_dir=f"{root}/envs",
             slots=({"dir": f"{root}/slots", "count": cfg.max_concurrent_runs}
-                   if cfg.max_concurrent_runs else None))
+                   if cfg.max_concurrent_runs else None),
+            input_blobs=f"{root}/blobs/{{sha2}}/{{rest}}")
         # the host's working copy goes when the run ends, as on the local kind (outputs and
         # logs are collected into the run's artifacts first); keep_run_folders keeps it
         spec["remove_workdir"] = not self.ctx.keep_run_folders
         request: dict[str, Any] = {"root": root, "run_dir": run_dir, "attempt": job.attempt,
-                                   "job": spec, "files": upload.files, "bundle": upload.bundle}
+                                   "job": spec, "files": upload.files, "bundle": upload.bundle,
+                                   "data_blobs": [[b, s] for b, s in data_blobs.items()]}
         needed = upload.blobs()
         sent = {"bytes": 0}
 

@@ -22,6 +22,7 @@ from runyard.naming import check_experiment_name
 from runyard.runconfig import RunConfiguration, ScriptRunConfig
 from runyard.runtime.envbuild import ENV_PYTHON
 from runyard.services.compute import create_compute
+from runyard.services.runs import bindings
 from runyard.services.targets import BUILTIN, kind_class
 from runyard.store.base import Transition
 
@@ -153,6 +154,9 @@ def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunC
         if rc.node_count > 1 and not target.capabilities.multi_node.supported:
             raise NotSupported(f"node_count: {target.capabilities.multi_node.reason}")
         target.check_run(rc)
+    bind_in, bind_out = bindings.collect(rc)
+    job_inputs, job_outputs = (bindings.prepare(ctx, bind_in, bind_out)
+                               if bind_in or bind_out else ([], []))
     snapshot_id = None
     if rc.history.snapshot_project:
         max_bytes, max_files = ctx.snapshot_limits
@@ -160,6 +164,7 @@ def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunC
                                          exclude=[ctx.data_dir]).id
     clean_tags = {str(k): (None if v is None else str(v)) for k, v in (tags or {}).items()}
     run_id = new_run_id(experiment)
+    bindings.resolve_destinations(job_outputs, run_id)
     if run_based is not None:
         kind, target_config = run_based
         tag_field = getattr(target_config, "tags", None)
@@ -180,7 +185,7 @@ def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunC
                                                       ("gpu", rc.resources.gpu),
                                                       ("memory_gb", rc.resources.memory_gb))
                              if v is not None},
-                  workspace_name=ctx.name)
+                  workspace_name=ctx.name, inputs=job_inputs, outputs=job_outputs)
     now = time.time()
     run = RunRecord(
         id=run_id, experiment=experiment, status=RunStatus.QUEUED,
@@ -189,7 +194,11 @@ def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunC
                     "sourceDirectory": str(src), "command": command,
                     "environment": env_request and {"builder": env_request["builder"],
                                                     "specHash": env_request["spec_hash"]},
-                    "job": job.to_dict()},
+                    "job": job.to_dict(),
+                    "inputDatasets": bindings.input_details(job_inputs),
+                    "outputDatasets": [{k: o[k] for k in ("name", "datastore", "path",
+                                                          "register")}
+                                       for o in job_outputs]},
         tags=clean_tags)
     ctx.store.get_or_create_experiment(experiment)
     ready = target.ready()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -12,9 +13,10 @@ from typing import TYPE_CHECKING
 
 from runyard.entities import FileRecord, RunRecord, RunStatus
 from runyard.errors import ComputeTargetNotFound, NotFound, RunyardError
+from runyard.services.runs import bindings
 from runyard.services.runs.ingest import build_batch
 from runyard.services.targets import get_kind
-from runyard.store.base import RejectedEvent, RunFilter, Transition
+from runyard.store.base import IngestBatch, RejectedEvent, RunFilter, Transition
 
 if TYPE_CHECKING:
     from runyard.compute.base import ComputeKind
@@ -103,6 +105,8 @@ def _sync_owner(ctx: WorkspaceContext, run_id: str, owner: RunRecord, max_passes
         events = target.poll(handle, store.get_offsets(owner.id))
         if events.chunks:
             batch = build_batch(owner, events.chunks, _lookup(ctx))
+            if (owner.definition.get("job") or {}).get("outputs"):
+                _finish_outputs(ctx, owner, batch)
             applied = store.apply_ingest(owner.id, batch)
             if batch.applied and batch.rejected:
                 _keep_rejected(ctx, owner.id, batch.rejected)
@@ -141,6 +145,22 @@ def _sync_owner(ctx: WorkspaceContext, run_id: str, owner: RunRecord, max_passes
     result = store.get_run(run_id)
     assert result is not None
     return result
+
+
+def _finish_outputs(ctx: WorkspaceContext, owner: RunRecord, batch: IngestBatch) -> None:
+    """Before the runner's Completed is recorded: upload the run's output folders (and
+    register their datasets); a failure turns the Completed into Failed saying why."""
+    outputs = list(owner.definition["job"]["outputs"])
+    for i, t in enumerate(batch.transitions):
+        if t.run_id != owner.id or t.new != RunStatus.COMPLETED:
+            continue
+        try:
+            bindings.finish_outputs(ctx, owner.id, outputs)
+        except (RunyardError, OSError) as exc:
+            batch.transitions[i] = dataclasses.replace(
+                t, new=RunStatus.FAILED, cause="output upload failed",
+                error={"message": f"the script completed, but its output data could not be "
+                                  f"uploaded: {exc}"})
 
 
 def _lookup(ctx: WorkspaceContext) -> Callable[[str], RunRecord | None]:

@@ -256,6 +256,7 @@ def cmd_start(req: dict[str, Any], stream: IO[bytes]) -> dict[str, Any]:
     _store_blobs(root, req.get("blobs", []), stream)
     needed = [(r[1], r[2]) for r in req["files"]] + [(r[1], r[2]) for r in
                                                      req["bundle"]["files"]]
+    needed += [(r[0], r[1]) for r in req.get("data_blobs", [])]  # the run's input files
     lacking = sorted({b for b, size in needed if not has_blob(root, b, size)})
     if lacking:
         return {"missing": lacking}

@@ -1,0 +1,217 @@
+"""A run's data on the target: lay out its named inputs, render their tokens, stage outputs.
+
+The job (``inputs``, ``outputs``, ``input_blobs``; see :mod:`runyard.runtime.jobwire`) lists
+each input's files as ``[name in the input's folder, sha256, size, "datastore:path"]``. The
+target has put every blob in its per-host cache, at ``input_blobs`` formatted with ``sha``,
+``sha2`` (its first two hex digits) and ``rest`` (the other 62). Here each input becomes a
+folder of the run: ``mount`` and ``direct`` link the cached files (read-only, nothing is
+copied), ``download`` copies them (the script may write its copy). A cached file whose size is
+not the recorded one fails the run before the script starts.
+
+Tokens in the command (``DatasetConsumptionConfig:<name>``, ``$AZUREML_DATAREFERENCE_<name>``,
+``DatasetOutputConfig:<name>``) become the input's path (the file itself when the input has
+exactly one), a direct input's dataset id, or the output's empty folder. The script finds the
+same in ``Run.get_context().input_datasets`` (the file named by ``RUNYARD_INPUTS_FILE``) and in
+``AZUREML_DATAREFERENCE_<name>``. When the script ends with code 0 the runner moves each output
+folder's regular files (links are never followed) to ``<artifacts>/.runyard-outputs/<name>/``,
+from where the workspace uploads them to their datastore.
+
+Standard library only (Python >= 3.8).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from runyard.runtime.jobwire import ENV_INPUTS_FILE
+
+#: Under the run's artifacts: the output folders staged for the workspace to upload.
+OUTPUTS_STAGING = ".runyard-outputs"
+TOKEN = re.compile(r"DatasetConsumptionConfig:([A-Za-z_][A-Za-z0-9_]*)"
+                   r"|DatasetOutputConfig:([A-Za-z_][A-Za-z0-9_]*)"
+                   r"|\$AZUREML_DATAREFERENCE_([A-Za-z0-9_]+)")
+_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
+_SHA = re.compile(r"[0-9a-f]{64}")
+
+
+class BindingError(Exception):
+    """An input that cannot be laid out (the run fails with this message)."""
+
+
+def _safe_rel(rel: Any, what: str) -> str:
+    if (not isinstance(rel, str) or not rel or "\0" in rel or rel.startswith("/")
+            or any(p in ("", ".", "..") for p in rel.split("/"))):
+        raise BindingError(f"{what}: {rel!r} is not a relative path inside the input")
+    return rel
+
+
+def blob_path(template: str, sha: str) -> str:
+    """Where the target's cache keeps the blob ``sha``."""
+    return template.format(sha=sha, sha2=sha[:2], rest=sha[2:])
+
+
+def _place(src: str, dest: str, copy: bool) -> str:
+    """Link (or copy) one cached file; returns "linked" or "copied"."""
+    if os.path.lexists(dest):
+        os.unlink(dest)
+    if not copy:
+        try:
+            os.link(src, dest)
+            return "linked"
+        except OSError:  # another file system, or links not allowed: copy read-only
+            shutil.copyfile(src, dest)
+            os.chmod(dest, 0o444)
+            return "copied"
+    shutil.copyfile(src, dest)
+    os.chmod(dest, 0o644)
+    return "copied"
+
+
+class Prepared:
+    """What :func:`prepare` made: token values, script variables, the inputs file, counts."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self.env: dict[str, str] = {}
+        self.inputs: dict[str, Any] = {}
+        self.linked = 0
+        self.copied = 0
+        self.seconds = 0.0
+        self.folders: list[str] = []
+
+    def summary(self) -> str:
+        return (f"[runyard] inputs ready: {len(self.inputs)} input(s), "
+                f"{self.linked + self.copied} file(s) ({self.linked} linked from the host "
+                f"cache, {self.copied} copied) in {self.seconds:.3f} s")
+
+
+def _dest(inp: dict[str, Any], run_dir: Path, workdir: Path, name: str) -> Path:
+    poc = inp.get("path_on_compute")
+    if poc:
+        p = Path(str(poc))
+        return p if p.is_absolute() else workdir / p
+    return run_dir / "inputs" / name
+
+
+def prepare(job: dict[str, Any], workdir: Path) -> Prepared:
+    """Lay out every input and make every output folder (see the module docs)."""
+    started = time.monotonic()
+    out = Prepared()
+    run_dir = workdir.parent
+    template = str(job.get("input_blobs") or "")
+    for inp in job.get("inputs") or []:
+        name = str(inp.get("name", ""))
+        if not _NAME.fullmatch(name):
+            raise BindingError(f"input name {name!r} is not valid")
+        mode = str(inp.get("mode", "mount"))
+        kind = str(inp.get("kind", "file"))
+        if not template:
+            raise BindingError(f"input {name!r}: this target gave no data cache")
+        dest = _dest(inp, run_dir, workdir, name)
+        made: set[str] = set()
+        placed: list[list[Any]] = []
+        for row in inp.get("files") or []:
+            rel, sha, size, where = _safe_rel(row[0], f"input {name!r}"), str(row[1]), \
+                int(row[2]), str(row[3])
+            if not _SHA.fullmatch(sha):
+                raise BindingError(f"input {name!r}: {where}: bad sha256 {sha!r}")
+            src = blob_path(template, sha)
+            try:
+                st = os.stat(src)
+            except OSError:
+                raise BindingError(f"input {name!r}: {where} (sha256 {sha[:12]}...) is not in "
+                                   "this host's data cache") from None
+            if st.st_size != size:
+                raise BindingError(f"input {name!r}: the cached copy of {where} has "
+                                   f"{st.st_size} bytes, not the recorded {size}: the host's "
+                                   "data cache was changed; remove that file from it and run "
+                                   "again")
+            target = dest / rel
+            parent = str(target.parent)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            how = _place(src, str(target), copy=mode == "download")
+            if how == "linked" and st.st_mode & 0o222:
+                os.chmod(target, 0o444)  # the cached blob itself: read-only from now on
+            if how == "linked":
+                out.linked += 1
+            else:
+                out.copied += 1
+            placed.append([where, str(target), size])
+        if not placed:
+            os.makedirs(dest, exist_ok=True)
+        single = len(placed) == 1 and kind != "tabular"
+        path = placed[0][1] if single else str(dest)
+        dataset = inp.get("dataset") or {}
+        value = path if mode != "direct" else str(dataset.get("id") or name)
+        out.values[str(inp.get("token", ""))] = value
+        out.env[f"AZUREML_DATAREFERENCE_{name}"] = path
+        out.inputs[name] = {"kind": kind, "mode": mode, "path": path, "dataset": dataset,
+                            "options": inp.get("options") or {}, "ops": inp.get("ops") or [],
+                            "files": placed}
+        if not inp.get("path_on_compute"):
+            out.folders.append(str(dest))
+    for o in job.get("outputs") or []:
+        name = str(o.get("name", ""))
+        if not _NAME.fullmatch(name):
+            raise BindingError(f"output name {name!r} is not valid")
+        folder = run_dir / "outputs_data" / name
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        out.values[str(o.get("token", ""))] = str(folder)
+        out.env[f"AZUREML_DATAREFERENCE_{name}"] = str(folder)
+    if out.inputs:
+        inputs_file = run_dir / "inputs.json"
+        inputs_file.write_text(json.dumps({"version": 1, "inputs": out.inputs}))
+        out.env[ENV_INPUTS_FILE] = str(inputs_file)
+    out.seconds = time.monotonic() - started
+    return out
+
+
+def render(command: list[str], values: dict[str, str]) -> list[str]:
+    """``command`` with every known token replaced (unknown ones are left as they are)."""
+    return [TOKEN.sub(lambda m: values.get(m.group(0), m.group(0)), str(c)) for c in command]
+
+
+def stage_outputs(job: dict[str, Any], workdir: Path, artifacts: Path
+                  ) -> list[tuple[str, int]]:
+    """Move each output folder's regular files under ``<artifacts>/.runyard-outputs/<name>/``
+    (links are skipped); returns (staged name, size) pairs."""
+    staged: list[tuple[str, int]] = []
+    for o in job.get("outputs") or []:
+        name = str(o.get("name", ""))
+        if not _NAME.fullmatch(name):
+            continue
+        src = workdir.parent / "outputs_data" / name
+        if not src.is_dir() or src.is_symlink():
+            continue
+        dest_root = artifacts / OUTPUTS_STAGING / name
+        for dirpath, dirs, files in os.walk(src):
+            here = Path(dirpath)
+            dirs[:] = [d for d in dirs if not (here / d).is_symlink()]
+            for fname in files:
+                full = here / fname
+                if full.is_symlink() or not full.is_file():
+                    continue
+                rel = full.relative_to(src).as_posix()
+                dest = dest_root / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                size = full.stat().st_size
+                shutil.move(str(full), str(dest))
+                staged.append((f"{name}/{rel}", size))
+    return staged
+
+
+def remove(job: dict[str, Any], workdir: Path, folders: list[str]) -> None:
+    """Remove the run's input folders and output folders (the host cache stays)."""
+    for folder in [*folders, str(workdir.parent / "inputs")]:
+        shutil.rmtree(folder, ignore_errors=True)
+    if job.get("outputs"):
+        shutil.rmtree(workdir.parent / "outputs_data", ignore_errors=True)
