@@ -14,90 +14,17 @@ with their sizes and sha256, the destination), so nothing below the SDK needs th
 
 from __future__ import annotations
 
-import re
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from runyard.dataset import DatasetConsumptionConfig
 from runyard.errors import InvalidParameter
+from runyard.naming import check_binding_name
 
-if TYPE_CHECKING:
-    from runyard.dataset import FileDataset, TabularDataset
+__all__ = ["DatasetConsumptionConfig", "OutputFileDatasetConfig"]
 
-__all__ = ["DatasetConsumptionConfig", "OutputFileDatasetConfig", "check_binding_name"]
-
-#: v1's later rule for input and output names (also an environment-variable-safe name).
-BINDING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-MODES = ("direct", "mount", "download")
 #: Placeholders a destination path may hold (v1: only these two).
 DESTINATION_PLACEHOLDERS = ("{run-id}", "{output-name}")
-
-
-def check_binding_name(name: object, field: str = "name") -> str:
-    """``name`` when it can name a run input or output, else ``InvalidParameter``."""
-    if not isinstance(name, str) or not BINDING_NAME.fullmatch(name):
-        raise InvalidParameter(field, f"{name!r} cannot name a run input or output: use "
-                               "letters, digits and '_', starting with a letter or '_' "
-                               "(e.g. 'train_data'), at most 128 characters")
-    return name
-
-
-def _files(dataset: Any) -> list[list[Any]]:
-    return [[f.datastore, f.path, f.size, f.sha256] for f in dataset.files]
-
-
-class DatasetConsumptionConfig:
-    """How a run consumes a dataset: ``ds.as_named_input("train")`` (direct), then
-    ``.as_mount()`` or ``.as_download()`` for a file dataset.
-
-    ``path_on_compute``: where the files appear on the target (relative paths are relative to
-    the run's working directory; default: a folder of the run).
-    """
-
-    def __init__(self, name: str, dataset: FileDataset | TabularDataset, mode: str = "direct",
-                 path_on_compute: str | None = None) -> None:
-        from runyard.dataset import FileDataset, TabularDataset  # noqa: PLC0415
-
-        self.name = check_binding_name(name)
-        if not isinstance(dataset, FileDataset | TabularDataset):
-            raise InvalidParameter("dataset", f"{dataset!r} is not a dataset; give a "
-                                   "Dataset.File or Dataset.Tabular object")
-        if mode not in MODES:
-            raise InvalidParameter("mode", f"{mode!r} is not a consumption mode; use one of "
-                                   f"{', '.join(MODES)}")
-        if mode != "direct" and isinstance(dataset, TabularDataset):
-            raise InvalidParameter("mode", f"TabularDataset cannot be consumed as {mode}. "
-                                   "Only FileDataset supports mount and download; pass the "
-                                   "tabular dataset directly (as_named_input(name))")
-        if path_on_compute is not None and (not isinstance(path_on_compute, str)
-                                            or not path_on_compute.strip()
-                                            or "\x00" in path_on_compute):
-            raise InvalidParameter("path_on_compute", f"{path_on_compute!r} is not a path")
-        self.dataset = dataset
-        self.mode = mode
-        self.path_on_compute = path_on_compute
-
-    def as_mount(self, path_on_compute: str | None = None) -> DatasetConsumptionConfig:
-        """The files as a read-only folder on the target (see the docs: a cache, not FUSE)."""
-        return DatasetConsumptionConfig(self.name, self.dataset, "mount", path_on_compute)
-
-    def as_download(self, path_on_compute: str | None = None) -> DatasetConsumptionConfig:
-        """The files copied to a folder on the target the script may write into."""
-        return DatasetConsumptionConfig(self.name, self.dataset, "download", path_on_compute)
-
-    def __str__(self) -> str:
-        return f"DatasetConsumptionConfig:{self.name}"
-
-    def __repr__(self) -> str:
-        return (f"DatasetConsumptionConfig(name={self.name!r}, dataset={self.dataset!r}, "
-                f"mode={self.mode!r})")
-
-    def _run_binding(self) -> dict[str, Any]:
-        ds = self.dataset
-        return {"role": "input", "name": self.name, "token": str(self),
-                "kind": ds._kind, "mode": self.mode, "path_on_compute": self.path_on_compute,
-                "dataset": {"id": ds.id, "name": ds.name, "version": ds.version},
-                "options": dict(ds._options), "ops": [list(o) for o in ds._ops],
-                "files": _files(ds), "chosen": [[f.datastore, f.path] for f in ds._chosen()]}
 
 
 class OutputFileDatasetConfig:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runyard.errors import InvalidParameter, NotSupported
+from runyard.naming import check_binding_name
 from runyard.runtime.datasets import (
     DatasetNeedsPackage,
     DatasetValueError,
@@ -45,7 +46,8 @@ if TYPE_CHECKING:
     from runyard.sdktypes import WorkspaceLike as Workspace
     from runyard.store.dataset_record import DatasetFile, DatasetRecord
 
-__all__ = ["DataPath", "Dataset", "FileDataset", "MountContext", "TabularDataset"]
+__all__ = ["DataPath", "Dataset", "DatasetConsumptionConfig", "FileDataset", "MountContext",
+           "TabularDataset"]
 
 _TYPES = {"int": "int64", "float": "float64", "str": "string", "bool": "boolean",
           "datetime": "datetime64[ns]"}
@@ -221,8 +223,6 @@ class _BaseDataset:
         """This dataset as run input ``name`` (``DatasetConsumptionConfig``, mode direct): put
         it in ``ScriptRunConfig(arguments=[...])``; ``.as_mount()`` / ``.as_download()`` give
         a file dataset as a path on the target instead."""
-        from runyard.dataio import DatasetConsumptionConfig  # noqa: PLC0415
-
         return DatasetConsumptionConfig(name, self)  # type: ignore[arg-type]
 
 
@@ -513,3 +513,64 @@ class Dataset:
         """The latest version of every registered dataset, by name."""
         return {r.name: _from_record(workspace, r)
                 for r in workspace.client.list_datasets(latest=True)}
+
+
+#: How a run may consume a dataset.
+CONSUMPTION_MODES = ("direct", "mount", "download")
+
+
+def _files(dataset: Any) -> list[list[Any]]:
+    return [[f.datastore, f.path, f.size, f.sha256] for f in dataset.files]
+
+
+class DatasetConsumptionConfig:
+    """How a run consumes a dataset: ``ds.as_named_input("train")`` (direct), then
+    ``.as_mount()`` or ``.as_download()`` for a file dataset.
+
+    ``path_on_compute``: where the files appear on the target (relative paths are relative to
+    the run's working directory; default: a folder of the run).
+    """
+
+    def __init__(self, name: str, dataset: FileDataset | TabularDataset, mode: str = "direct",
+                 path_on_compute: str | None = None) -> None:
+        self.name = check_binding_name(name)
+        if not isinstance(dataset, FileDataset | TabularDataset):
+            raise InvalidParameter("dataset", f"{dataset!r} is not a dataset; give a "
+                                   "Dataset.File or Dataset.Tabular object")
+        if mode not in CONSUMPTION_MODES:
+            raise InvalidParameter("mode", f"{mode!r} is not a consumption mode; use one of "
+                                   f"{', '.join(CONSUMPTION_MODES)}")
+        if mode != "direct" and isinstance(dataset, TabularDataset):
+            raise InvalidParameter("mode", f"TabularDataset cannot be consumed as {mode}. "
+                                   "Only FileDataset supports mount and download; pass the "
+                                   "tabular dataset directly (as_named_input(name))")
+        if path_on_compute is not None and (not isinstance(path_on_compute, str)
+                                            or not path_on_compute.strip()
+                                            or "\x00" in path_on_compute):
+            raise InvalidParameter("path_on_compute", f"{path_on_compute!r} is not a path")
+        self.dataset = dataset
+        self.mode = mode
+        self.path_on_compute = path_on_compute
+
+    def as_mount(self, path_on_compute: str | None = None) -> DatasetConsumptionConfig:
+        """The files as a read-only folder on the target (see the docs: a cache, not FUSE)."""
+        return DatasetConsumptionConfig(self.name, self.dataset, "mount", path_on_compute)
+
+    def as_download(self, path_on_compute: str | None = None) -> DatasetConsumptionConfig:
+        """The files copied to a folder on the target the script may write into."""
+        return DatasetConsumptionConfig(self.name, self.dataset, "download", path_on_compute)
+
+    def __str__(self) -> str:
+        return f"DatasetConsumptionConfig:{self.name}"
+
+    def __repr__(self) -> str:
+        return (f"DatasetConsumptionConfig(name={self.name!r}, dataset={self.dataset!r}, "
+                f"mode={self.mode!r})")
+
+    def _run_binding(self) -> dict[str, Any]:
+        ds = self.dataset
+        return {"role": "input", "name": self.name, "token": str(self),
+                "kind": ds._kind, "mode": self.mode, "path_on_compute": self.path_on_compute,
+                "dataset": {"id": ds.id, "name": ds.name, "version": ds.version},
+                "options": dict(ds._options), "ops": [list(o) for o in ds._ops],
+                "files": _files(ds), "chosen": [[f.datastore, f.path] for f in ds._chosen()]}

@@ -69,3 +69,16 @@ def check_values(field: str, values: dict[str, object], *, allow_none: bool) -> 
             raise InvalidParameter(f"{field}[{key!r}]", f"is {len(value)} characters long; "
                                    f"the limit is {MAX_VALUE_CHARS} (store bigger values as "
                                    "a file with upload_file)")
+
+
+#: v1's later rule for run input and output names (also an environment-variable-safe name).
+BINDING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def check_binding_name(name: object, field: str = "name") -> str:
+    """``name`` when it can name a run input or output, else ``InvalidParameter``."""
+    if not isinstance(name, str) or not BINDING_NAME.fullmatch(name):
+        raise InvalidParameter(field, f"{name!r} cannot name a run input or output: use "
+                               "letters, digits and '_', starting with a letter or '_' "
+                               "(e.g. 'train_data'), at most 128 characters")
+    return name

@@ -103,6 +103,8 @@ MUST_IMPORT = {
     ("azureml.core", "Dataset"), ("azureml.core.dataset", "Dataset"),
     ("azureml.data", "FileDataset"), ("azureml.data", "TabularDataset"),
     ("azureml.data.datapath", "DataPath"),
+    ("azureml.data", "OutputFileDatasetConfig"),
+    ("azureml.data.data_reference", "DataReference"),
 }
 
 

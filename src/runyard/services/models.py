@@ -106,6 +106,20 @@ def _datasets(datasets: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _run_inputs(ctx: WorkspaceContext, run_id: str) -> list[dict[str, Any]]:
+    """The registered datasets run ``run_id`` read (its ``inputDatasets``), linked to a
+    model the run registers (scenario ``training``, as v1's run-linked lineage)."""
+    run = ctx.store.get_run(run_id)
+    out: list[dict[str, Any]] = []
+    for item in (run.definition.get("inputDatasets") or []) if run is not None else []:
+        d = item.get("dataset") or {}
+        if d.get("id"):
+            out.append({"scenario": "training", "id": str(d["id"]), "name": d.get("name"),
+                        "version": d.get("version"),
+                        "input": (item.get("consumptionDetails") or {}).get("inputName")})
+    return out
+
+
 def register_model(ctx: WorkspaceContext, model_path: str | os.PathLike[str], model_name: str,
                    *, tags: Mapping[str, Any] | None = None,
                    properties: Mapping[str, Any] | None = None,
@@ -118,7 +132,8 @@ def register_model(ctx: WorkspaceContext, model_path: str | os.PathLike[str], mo
     ``model_name`` (``child_paths``: only those files of the folder)."""
     check_model_name(model_name)
     clean_tags, clean_props = _metadata(tags, properties)
-    ds = _datasets(datasets)
+    ds = _datasets(datasets) if datasets is not None or run_id is None \
+        else _run_inputs(ctx, run_id)
     path = Path(os.fspath(model_path))
     if not path.exists():
         raise InvalidParameter(

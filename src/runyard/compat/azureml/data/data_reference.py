@@ -1,5 +1,6 @@
-"""``azureml.data.data_reference``: data references have not landed (``NotSupported``)."""
+"""``azureml.data.data_reference``: ``DataReference`` is runyard's (:mod:`runyard.datastore`);
+in ``ScriptRunConfig(arguments=[...])`` it renders as the path of its files on the target."""
 
-from runyard.compat.azureml._missing import missing
+from runyard.datastore import DataReference
 
-__getattr__ = missing("azureml.data.data_reference", "data references")
+__all__ = ["DataReference"]
