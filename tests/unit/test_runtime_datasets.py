@@ -20,8 +20,9 @@ import pytest
 import runyard
 from runyard.dataset import _pick
 from runyard.runtime.bundle import write_bundle
-from runyard.runtime.context import OfflineRun, TrackingError
+from runyard.runtime.context import OfflineRun
 from runyard.runtime.datasets import (
+    DatasetError,
     DatasetNeedsPackage,
     DatasetValueError,
     InputsFileError,
@@ -48,9 +49,12 @@ def inputs(tmp_path: Path) -> Path:
     a = _write(mat / "train/data/a.csv", "x,y\n" + "".join(f"{i},{i * i}\n" for i in range(5)))
     b = _write(mat / "train/data/b.csv", "x,y\n" + "".join(f"{i},{i * i}\n" for i in range(5, 9)))
     bad = _write(mat / "broken/bad.csv", 'x,y\n1,2\n3,"unterminated\n')
-    f1 = _write(mat / "files/x/one.txt", "one")
-    f2 = _write(mat / "files/x/sub/two.txt", "two")
-    f3 = _write(mat / "files/x/three.txt", "three")
+    # as the runner lays them out: relative to the folder the dataset's files share (x/)
+    f1 = _write(mat / "files/one.txt", "one")
+    f2 = _write(mat / "files/sub/two.txt", "two")
+    f3 = _write(mat / "files/three.txt", "three")
+    chosen = _write(mat / "chosen/sub/two.txt", "two")
+    single = _write(mat / "single/only.txt", "only")
     mounted = mat / "mounted"
     _write(mounted / "m.txt", "m")
     tab = {"format": "delimited", "separator": ",", "header": True, "encoding": "utf8",
@@ -70,6 +74,15 @@ def inputs(tmp_path: Path) -> Path:
                   "options": {}, "ops": [],
                   "files": [["ds:x/one.txt", f1, 3], ["ds:x/sub/two.txt", f2, 3],
                             ["ds:x/three.txt", f3, 5]]},
+        # a file input's files are those its steps chose: the steps are not applied again
+        "chosen": {"kind": "file", "mode": "direct", "path": str(mat / "chosen"),
+                   "dataset": {"id": "files:1", "name": "files", "version": 1},
+                   "options": {}, "ops": [["skip", 1], ["take", 1]],
+                   "files": [["ds:x/sub/two.txt", chosen, 3]]},
+        # one file: the runner's path is the file itself
+        "single": {"kind": "file", "mode": "direct", "path": single,
+                   "dataset": {"id": None, "name": None, "version": None},
+                   "options": {}, "ops": [], "files": [["ds:y/only.txt", single, 4]]},
         "mounted": {"kind": "file", "mode": "mount", "path": str(mounted),
                     "dataset": {"id": "m:1", "name": "m", "version": 1}, "options": {},
                     "ops": [], "files": [["ds:m.txt", str(mounted / "m.txt"), 1]]},
@@ -172,6 +185,11 @@ def test_file_direct_input_paths_download_and_mount(inputs: Path, tmp_path: Path
         with files.take(1).mount("mnt") as m:
             got["given"] = os.listdir("mnt")
         got["given_after"] = os.listdir("mnt")
+        chosen = Run.get_context().input_datasets["chosen"]
+        got["chosen"] = [chosen.to_path(), chosen.take(5).to_path(), chosen.skip(1).to_path()]
+        single = Run.get_context().input_datasets["single"]
+        with single.mount() as m:
+            got["single"] = [single.to_path(), os.listdir(m.mount_point)]
         print(json.dumps(got))
     """, inputs, tmp_path)
     assert out["to_path"] == ["/one.txt", "/sub/two.txt", "/three.txt"]
@@ -183,6 +201,8 @@ def test_file_direct_input_paths_download_and_mount(inputs: Path, tmp_path: Path
     assert out["mount_some"] == ["three.txt"] and out["mount_text"] == "three"
     assert out["gone"] is True
     assert (out["given"], out["given_after"]) == (["one.txt"], [])
+    assert out["chosen"] == [["/sub/two.txt"], ["/sub/two.txt"], []]
+    assert out["single"] == [["/only.txt"], ["only.txt"]]
 
 
 def test_mount_and_download_inputs_are_paths_and_no_inputs_is_empty(
@@ -253,7 +273,7 @@ def test_an_inputs_file_that_is_not_json_or_gone(inputs: Path, tmp_path: Path) -
 def test_a_local_file_removed_after_the_runner_wrote_it(inputs: Path) -> None:
     train = load_inputs(inputs)["train"]
     (inputs.parent / "inputs/train/data/b.csv").unlink()
-    with pytest.raises(TrackingError, match=r"input 'train': 1 file\(s\) are not where"):
+    with pytest.raises(DatasetError, match=r"input 'train': 1 file\(s\) are not where"):
         train.to_pandas_dataframe()
 
 
@@ -313,10 +333,69 @@ def test_the_runtime_bundle_on_python_38(inputs: Path, tmp_path: Path) -> None:
     out = run_script("""
         import json
         from runyard import Run
-        from runyard.runtime.context import TrackingError
+        from runyard.runtime.datasets import DatasetError
         try:
             Run.get_context().input_datasets
-        except TrackingError as e:
+        except DatasetError as e:
             print(json.dumps({"error": str(e)}))
     """, inputs, tmp_path, python=str(PY38[-1]), pythonpath=lib)
     assert "input 'train': ops[0] count: must be an integer >= 0, got '3'" in out["error"]
+
+
+def test_what_the_runner_lays_out_reads_back(tmp_path: Path) -> None:
+    """The runner's own inputs file (runyard.runtime.bindings.prepare over a host cache) is
+    what load_inputs reads: rows after the steps, file names relative to the shared folder."""
+    import hashlib  # noqa: PLC0415
+
+    from runyard.runtime import bindings  # noqa: PLC0415
+
+    cache = tmp_path / "cache"
+
+    def blob(text: str, where: str, rel: str) -> list[Any]:
+        data = text.encode()
+        sha = hashlib.sha256(data).hexdigest()
+        _write(Path(bindings.blob_path(str(cache / "{sha2}/{rest}"), sha)), text)
+        return [rel, sha, len(data), where]
+
+    csv = [blob("x\n1\n2\n", "ds:t/a.csv", "a.csv"), blob("x\n3\n4\n", "ds:t/b.csv", "b.csv")]
+    job = {"input_blobs": str(cache / "{sha2}/{rest}"), "inputs": [
+        {"name": "train", "token": "DatasetConsumptionConfig:train", "kind": "tabular",
+         "mode": "direct", "dataset": {"id": "t:1", "name": "t", "version": 1},
+         "options": {"format": "delimited"}, "ops": [["skip", 1], ["take", 2]], "files": csv},
+        {"name": "docs", "token": "DatasetConsumptionConfig:docs", "kind": "file",
+         "mode": "direct", "dataset": {"id": "d:2", "name": "d", "version": 2}, "options": {},
+         "ops": [["skip", 1]], "files": [blob("b", "ds:d/b.txt", "b.txt"),
+                                          blob("c", "ds:d/sub/c.txt", "sub/c.txt")]},
+        {"name": "m", "token": "DatasetConsumptionConfig:m", "kind": "file", "mode": "mount",
+         "dataset": {}, "options": {}, "ops": [], "files": [blob("m", "ds:m.txt", "m.txt")]},
+    ]}
+    workdir = tmp_path / "run" / "wd"
+    workdir.mkdir(parents=True)
+    prepared = bindings.prepare(job, workdir)
+    got = load_inputs(prepared.env[ENV_INPUTS_FILE])
+    assert got["train"].to_pandas_dataframe()["x"].tolist() == [2, 3]
+    assert got["docs"].to_path() == ["/b.txt", "/sub/c.txt"] and got["docs"].id == "d:2"
+    assert got["docs"].skip(1).download(tmp_path / "dl") == [str(tmp_path / "dl/sub/c.txt")]
+    assert Path(got["m"]).read_text() == "m"
+
+
+@pytest.mark.xfail(strict=True, reason="the runner gives a direct input of one chosen file "
+                   "its file as path, not its folder, so a file's place under the folder is "
+                   "lost (runtime/bindings.py: single = ... and mode != 'direct' fixes it)")
+def test_a_direct_input_of_one_chosen_file_keeps_its_place(tmp_path: Path) -> None:
+    import hashlib  # noqa: PLC0415
+
+    from runyard.runtime import bindings  # noqa: PLC0415
+
+    data = b"b"
+    sha = hashlib.sha256(data).hexdigest()
+    template = str(tmp_path / "cache/{sha}")
+    Path(bindings.blob_path(template, sha)).parent.mkdir(parents=True)
+    Path(bindings.blob_path(template, sha)).write_bytes(data)
+    job = {"input_blobs": template, "inputs": [
+        {"name": "docs", "token": "DatasetConsumptionConfig:docs", "kind": "file",
+         "mode": "direct", "dataset": {}, "options": {}, "ops": [["take", 1]],
+         "files": [["sub/b.txt", sha, 1, "ds:d/sub/b.txt"]]}]}
+    (tmp_path / "run/wd").mkdir(parents=True)
+    prepared = bindings.prepare(job, tmp_path / "run/wd")
+    assert load_inputs(prepared.env[ENV_INPUTS_FILE])["docs"].to_path() == ["/sub/b.txt"]

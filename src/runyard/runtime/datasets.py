@@ -17,10 +17,17 @@ v1); a direct input is an :class:`InputTabularDataset` or an :class:`InputFileDa
 reads the local files. The script may have changed the file, so every field is checked and a bad
 one raises :class:`InputsFileError` naming the input.
 
+``files`` of a tabular input are all of the dataset's files (its steps work on rows, so they are
+applied when reading); those of a file input are the files its steps chose (the runner lays out
+only those), so the recorded ``ops`` are not applied again: steps the script adds (``take``,
+``skip``, ...) work on that list. A file's name in the input is its place under the input's
+folder (the runner names it relative to the folder all of the dataset's files share, as the
+SDK's ``to_path``).
+
 Errors: the runtime imports nothing outside ``runyard.runtime`` (it ships alone), so a bad value
-raises :class:`DatasetValueError` (a :class:`~runyard.runtime.context.TrackingError` with the
-field, the stdlib-only twin of ``InvalidParameter``) and a missing package
-:class:`DatasetNeedsPackage`; the SDK turns them into ``InvalidParameter`` / ``NotSupported``
+raises :class:`DatasetValueError` (a ``ValueError`` with the field, the stdlib-only twin of
+``InvalidParameter``) and a missing package :class:`DatasetNeedsPackage`, both
+:class:`DatasetError`; the SDK turns them into ``InvalidParameter`` / ``NotSupported``
 with the same text. Standard library only (Python >= 3.8); pandas is imported only to read.
 """
 
@@ -37,9 +44,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from runyard.runtime.context import TrackingError
-
-__all__ = ["DatasetNeedsPackage", "DatasetValueError", "InputFileDataset",
+__all__ = ["DatasetError", "DatasetNeedsPackage", "DatasetValueError", "InputFileDataset",
            "InputMountContext", "InputTabularDataset", "InputsFileError", "check_count",
            "check_fraction", "check_ops", "check_seed", "import_pandas", "load_inputs", "pick",
            "read_tabular"]
@@ -54,7 +59,13 @@ COLUMN_TYPES = {"int": "int64", "float": "float64", "str": "string", "bool": "bo
                 "datetime": "datetime64[ns]"}
 
 
-class DatasetValueError(TrackingError):
+class DatasetError(ValueError):
+    """Root of the errors of dataset inputs inside a run (a ``ValueError``, as
+    :class:`~runyard.runtime.context.TrackingError`; the context imports this module, so these
+    cannot subclass it)."""
+
+
+class DatasetValueError(DatasetError):
     """A dataset value is wrong (``field: reason``); the SDK raises it as ``InvalidParameter``."""
 
     def __init__(self, field: str, reason: str) -> None:
@@ -63,11 +74,11 @@ class DatasetValueError(TrackingError):
         self.reason = reason
 
 
-class DatasetNeedsPackage(TrackingError):
+class DatasetNeedsPackage(DatasetError):
     """Reading needs a package that is not installed; the SDK raises it as ``NotSupported``."""
 
 
-class InputsFileError(TrackingError):
+class InputsFileError(DatasetError):
     """The inputs file (``RUNYARD_INPUTS_FILE``) is unreadable or has a bad entry."""
 
 
@@ -133,7 +144,7 @@ def pick(n: int, ops: Sequence[Sequence[Any]]) -> list[int]:
     for op in ops:
         kind = op[0]
         if kind == "take":
-            idx = idx[:int(op[1]) + 1]
+            idx = idx[:int(op[1])]
         elif kind == "skip":
             idx = idx[int(op[1]):]
         elif kind in ("split", "sample"):
@@ -252,7 +263,7 @@ class _InputDataset:
     def _local(self, chosen: list[tuple[str, str, int]]) -> list[tuple[str, str]]:
         missing = [local for _, local, _ in chosen if not os.path.isfile(local)]
         if missing:
-            raise TrackingError(f"input {self.input_name!r}: {len(missing)} file(s) are not "
+            raise DatasetError(f"input {self.input_name!r}: {len(missing)} file(s) are not "
                                 f"where the inputs file says: {', '.join(missing[:5])}")
         return [(where, local) for where, local, _ in chosen]
 
@@ -293,10 +304,15 @@ class InputTabularDataset(_InputDataset):
             ["sample", check_fraction(probability, "probability"), check_seed(seed)])
 
 
-def _rel_names(chosen: list[tuple[str, str, int]], every: list[tuple[str, str, int]]
-               ) -> list[str]:
-    """Paths relative to the folder every file shares on its datastore (as the SDK's
-    ``to_path``); a dataset of one file keeps the file's name."""
+def _rel_names(chosen: list[tuple[str, str, int]], every: list[tuple[str, str, int]],
+               path: str) -> list[str]:
+    """Each chosen file's place in the input: relative to the input's folder (``path``, or the
+    folder of ``path`` when the input is a single file) where the runner put it there; else
+    (a file outside that folder) relative to the folder every file shares on its datastore."""
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    prefix = folder.rstrip(os.sep) + os.sep
+    if all(local.startswith(prefix) for _, local, _ in chosen):
+        return [os.path.relpath(local, folder).replace(os.sep, "/") for _, local, _ in chosen]
     paths = [w.partition(":")[2] for w, _, _ in chosen]
     if len(every) == 1:
         return [p.rsplit("/", 1)[-1] for p in paths]
@@ -308,14 +324,14 @@ def _rel_names(chosen: list[tuple[str, str, int]], every: list[tuple[str, str, i
 class InputMountContext:
     """What :meth:`InputFileDataset.mount` returns: ``with`` it, or ``start()``/``stop()``.
 
-    The files are already on this machine: with no steps and no mount point the mount point is
-    the input's folder; otherwise the chosen files are linked into ``mount_point`` (a new
-    temporary folder when None) and ``stop`` removes those links.
+    The files are already on this machine: with no steps added by the script and no mount point
+    the mount point is the input's folder; otherwise the chosen files are linked into
+    ``mount_point`` (a new temporary folder when None) and ``stop`` removes those links.
     """
 
     def __init__(self, dataset: InputFileDataset, mount_point: str | None) -> None:
         self._ds = dataset
-        self._as_is = mount_point is None and not dataset._ops
+        self._as_is = mount_point is None and not dataset._ops and os.path.isdir(dataset._path)
         self._own = mount_point is None and not self._as_is
         #: The folder the files appear in.
         self.mount_point = (dataset._path if self._as_is else
@@ -370,12 +386,12 @@ class InputFileDataset(_InputDataset):
 
     def _pairs(self) -> list[tuple[str, tuple[str, str]]]:
         chosen = self._chosen()
-        return list(zip(_rel_names(chosen, self._files),  # noqa: B905 (runtime: 3.8)
+        return list(zip(_rel_names(chosen, self._files, self._path),  # noqa: B905 (3.8)
                         self._local(chosen)))
 
     def to_path(self) -> list[str]:
         """The files' paths relative to their shared folder, each starting with ``/``."""
-        return [f"/{r}" for r in _rel_names(self._chosen(), self._files)]
+        return [f"/{r}" for r in _rel_names(self._chosen(), self._files, self._path)]
 
     def download(self, target_path: str | os.PathLike[str] | None = None,
                  overwrite: bool = False) -> list[str]:
@@ -482,8 +498,9 @@ def _entry(source: str, name: str, e: Any) -> Any:
             raise bad(f"files[{i}] must be [\"datastore:path\", \"/abs/local/path\", size], "
                       f"got {f!r}")
         files.append((f[0], f[1], f[2]))
-    cls = InputTabularDataset if kind == "tabular" else InputFileDataset
-    return cls(name, ds, options, ops, files, path)
+    if kind == "tabular":
+        return InputTabularDataset(name, ds, options, ops, files, path)
+    return InputFileDataset(name, ds, options, [], files, path)  # the files the steps chose
 
 
 def load_inputs(path: str | os.PathLike[str]) -> dict[str, Any]:
