@@ -105,6 +105,11 @@ class OutputFileDatasetConfig:
                          "tags": {str(k): str(v) for k, v in (tags or {}).items()}}
         return out
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        """Copies of a run configuration share this object (it holds the workspace and the
+        dataset's file list; it is never changed in place)."""
+        return self
+
     def __str__(self) -> str:
         return f"DatasetOutputConfig:{self.name}"
 

@@ -560,6 +560,11 @@ class DatasetConsumptionConfig:
         """The files copied to a folder on the target the script may write into."""
         return DatasetConsumptionConfig(self.name, self.dataset, "download", path_on_compute)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        """Copies of a run configuration share this object (it holds the workspace and the
+        dataset's file list; it is never changed in place)."""
+        return self
+
     def __str__(self) -> str:
         return f"DatasetConsumptionConfig:{self.name}"
 

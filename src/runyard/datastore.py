@@ -61,6 +61,11 @@ class DataReference:
         return DataReference(self.datastore, self.path_on_datastore, self.data_reference_name,
                              "download", path_on_compute)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        """Copies of a run configuration share this object (it holds the workspace and the
+        dataset's file list; it is never changed in place)."""
+        return self
+
     def __str__(self) -> str:
         return f"$AZUREML_DATAREFERENCE_{self.data_reference_name}"
 

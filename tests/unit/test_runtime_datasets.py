@@ -379,9 +379,6 @@ def test_what_the_runner_lays_out_reads_back(tmp_path: Path) -> None:
     assert Path(got["m"]).read_text() == "m"
 
 
-@pytest.mark.xfail(strict=True, reason="the runner gives a direct input of one chosen file "
-                   "its file as path, not its folder, so a file's place under the folder is "
-                   "lost (runtime/bindings.py: single = ... and mode != 'direct' fixes it)")
 def test_a_direct_input_of_one_chosen_file_keeps_its_place(tmp_path: Path) -> None:
     import hashlib  # noqa: PLC0415
 

@@ -95,8 +95,14 @@ class JobSpec:
         return {str(r[1]): int(r[2]) for i in self.inputs for r in i.get("files", [])}
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able form."""
-        return asdict(self)
+        """Plain JSON-able form (top-level lists and dicts copied; rows inside are shared:
+        an input of 10,000 files is not deep-copied)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) \
+                else v
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobSpec:

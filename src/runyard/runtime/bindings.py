@@ -82,13 +82,15 @@ class Prepared:
         self.inputs: dict[str, Any] = {}
         self.linked = 0
         self.copied = 0
+        self.reused = 0
         self.seconds = 0.0
         self.folders: list[str] = []
 
     def summary(self) -> str:
         return (f"[runyard] inputs ready: {len(self.inputs)} input(s), "
-                f"{self.linked + self.copied} file(s) ({self.linked} linked from the host "
-                f"cache, {self.copied} copied) in {self.seconds:.3f} s")
+                f"{self.linked + self.copied + self.reused} file(s) ({self.reused} in views "
+                f"already on this host, {self.linked} linked from the host cache, "
+                f"{self.copied} copied) in {self.seconds:.3f} s")
 
 
 def _dest(inp: dict[str, Any], run_dir: Path, workdir: Path, name: str) -> Path:
@@ -99,12 +101,88 @@ def _dest(inp: dict[str, Any], run_dir: Path, workdir: Path, name: str) -> Path:
     return run_dir / "inputs" / name
 
 
+def _lay_out(inp: dict[str, Any], name: str, template: str, dest: Path, copy: bool,
+             out: Prepared) -> list[list[Any]]:
+    """Link (or copy) every file of an input under ``dest``; returns the placed rows."""
+    made: set[str] = set()
+    placed: list[list[Any]] = []
+    for row in inp.get("files") or []:
+        rel, sha, size, where = _safe_rel(row[0], f"input {name!r}"), str(row[1]), \
+            int(row[2]), str(row[3])
+        if not _SHA.fullmatch(sha):
+            raise BindingError(f"input {name!r}: {where}: bad sha256 {sha!r}")
+        src = blob_path(template, sha)
+        try:
+            st = os.stat(src)
+        except OSError:
+            raise BindingError(f"input {name!r}: {where} (sha256 {sha[:12]}...) is not in "
+                               "this host's data cache") from None
+        if st.st_size != size:
+            raise BindingError(f"input {name!r}: the cached copy of {where} has "
+                               f"{st.st_size} bytes, not the recorded {size}: the host's "
+                               "data cache was changed; remove that file from it and run "
+                               "again")
+        target = dest / rel
+        parent = str(target.parent)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        how = _place(src, str(target), copy=copy)
+        if how == "linked" and st.st_mode & 0o222:
+            os.chmod(target, 0o444)  # the cached blob itself: read-only from now on
+        if how == "linked":
+            out.linked += 1
+        else:
+            out.copied += 1
+        placed.append([where, str(target), size])
+    return placed
+
+
+def _read_only_tree(root: Path) -> None:
+    """Folders of a shared view become read-only (files are read-only cache links)."""
+    for dirpath, _dirs, _files in os.walk(root, topdown=False):
+        os.chmod(dirpath, 0o555)
+
+
+def _shared_view(inp: dict[str, Any], name: str, template: str, views: str,
+                 out: Prepared) -> tuple[Path, list[list[Any]]]:
+    """The read-only view of an input's files shared by every run on this host that reads the
+    same files under the same names (keyed by the manifest's sha256): built once, then reused
+    as it is (a second run lays out nothing)."""
+    key = str(inp.get("manifest_sha256") or "")
+    if not _SHA.fullmatch(key):
+        raise BindingError(f"input {name!r}: bad manifest hash {key!r}")
+    final = Path(views) / key
+    rows = inp.get("files") or []
+    if final.is_dir():  # views are published whole (a rename of a complete folder)
+        out.reused += len(rows)
+        return final, [[str(r[3]), str(final / _safe_rel(r[0], f"input {name!r}")), int(r[2])]
+                       for r in rows]
+    tmp = Path(views) / f".tmp-{key[:16]}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    placed = _lay_out(inp, name, template, tmp, False, out)
+    _read_only_tree(tmp)
+    try:
+        os.rename(tmp, final)
+    except OSError:  # another run published the same view first
+        for dirpath, _dirs, _files in os.walk(tmp):
+            os.chmod(dirpath, 0o755)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not final.is_dir():
+            raise BindingError(f"input {name!r}: could not publish its view in {views}"
+                               ) from None
+    prefix = str(tmp)
+    return final, [[w, str(final) + p[len(prefix):], size] for w, p, size in placed]
+
+
 def prepare(job: dict[str, Any], workdir: Path) -> Prepared:
     """Lay out every input and make every output folder (see the module docs)."""
     started = time.monotonic()
     out = Prepared()
     run_dir = workdir.parent
     template = str(job.get("input_blobs") or "")
+    views = str(job.get("input_views") or "")
     for inp in job.get("inputs") or []:
         name = str(inp.get("name", ""))
         if not _NAME.fullmatch(name):
@@ -113,41 +191,16 @@ def prepare(job: dict[str, Any], workdir: Path) -> Prepared:
         kind = str(inp.get("kind", "file"))
         if not template:
             raise BindingError(f"input {name!r}: this target gave no data cache")
-        dest = _dest(inp, run_dir, workdir, name)
-        made: set[str] = set()
-        placed: list[list[Any]] = []
-        for row in inp.get("files") or []:
-            rel, sha, size, where = _safe_rel(row[0], f"input {name!r}"), str(row[1]), \
-                int(row[2]), str(row[3])
-            if not _SHA.fullmatch(sha):
-                raise BindingError(f"input {name!r}: {where}: bad sha256 {sha!r}")
-            src = blob_path(template, sha)
-            try:
-                st = os.stat(src)
-            except OSError:
-                raise BindingError(f"input {name!r}: {where} (sha256 {sha[:12]}...) is not in "
-                                   "this host's data cache") from None
-            if st.st_size != size:
-                raise BindingError(f"input {name!r}: the cached copy of {where} has "
-                                   f"{st.st_size} bytes, not the recorded {size}: the host's "
-                                   "data cache was changed; remove that file from it and run "
-                                   "again")
-            target = dest / rel
-            parent = str(target.parent)
-            if parent not in made:
-                os.makedirs(parent, exist_ok=True)
-                made.add(parent)
-            how = _place(src, str(target), copy=mode == "download")
-            if how == "linked" and st.st_mode & 0o222:
-                os.chmod(target, 0o444)  # the cached blob itself: read-only from now on
-            if how == "linked":
-                out.linked += 1
-            else:
-                out.copied += 1
-            placed.append([where, str(target), size])
+        if mode != "download" and views and not inp.get("path_on_compute"):
+            dest, placed = _shared_view(inp, name, template, views, out)
+        else:
+            dest = _dest(inp, run_dir, workdir, name)
+            placed = _lay_out(inp, name, template, dest, mode == "download", out)
+            if not inp.get("path_on_compute"):
+                out.folders.append(str(dest))
         if not placed:
             os.makedirs(dest, exist_ok=True)
-        single = len(placed) == 1 and kind != "tabular"
+        single = len(placed) == 1 and kind != "tabular" and mode != "direct"
         path = placed[0][1] if single else str(dest)
         dataset = inp.get("dataset") or {}
         value = path if mode != "direct" else str(dataset.get("id") or name)
@@ -156,8 +209,6 @@ def prepare(job: dict[str, Any], workdir: Path) -> Prepared:
         out.inputs[name] = {"kind": kind, "mode": mode, "path": path, "dataset": dataset,
                             "options": inp.get("options") or {}, "ops": inp.get("ops") or [],
                             "files": placed}
-        if not inp.get("path_on_compute"):
-            out.folders.append(str(dest))
     for o in job.get("outputs") or []:
         name = str(o.get("name", ""))
         if not _NAME.fullmatch(name):

@@ -150,7 +150,8 @@ class NodeRun:
                                  artifacts_dir=str(artifacts), spool_dir=str(spool), env=env,
                                  command=command,
                                  env_cache_dir=str(Path(spec["node_root"]) / "envs"),
-                                 input_blobs=spec.get("input_blobs"))
+                                 input_blobs=spec.get("input_blobs"),
+                                 input_views=spec.get("input_views"))
         # the node's working copy goes when its run ends, as on the other kinds
         job["remove_workdir"] = not spec.get("keep_run_folders")
         (d / "job.json").write_text(json.dumps(job))

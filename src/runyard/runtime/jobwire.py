@@ -62,11 +62,13 @@ def runner_job(job: dict[str, Any], *, run_id: str, workdir: str, artifacts_dir:
                spool_dir: str, env: dict[str, str], command: list[str] | None = None,
                env_cache_dir: str | None = None,
                slots: dict[str, Any] | None = None,
-               input_blobs: str | None = None) -> dict[str, Any]:
+               input_blobs: str | None = None,
+               input_views: str | None = None) -> dict[str, Any]:
     """The runner's job description for one attempt (what ``runner.py`` reads).
 
     ``input_blobs``: where the target's per-host cache keeps the blobs of the job's inputs (a
-    template formatted with ``sha``, ``sha2`` and ``rest``; see ``runtime.bindings``).
+    template formatted with ``sha``, ``sha2`` and ``rest``; see ``runtime.bindings``);
+    ``input_views``: the folder of that host's shared read-only input views.
     """
     out: dict[str, Any] = {
         "wire_version": WIRE_VERSION,
@@ -87,6 +89,8 @@ def runner_job(job: dict[str, Any], *, run_id: str, workdir: str, artifacts_dir:
             raise ValueError("input_blobs: a job with inputs needs the target's data cache")
         out["inputs"] = job["inputs"]
         out["input_blobs"] = input_blobs
+        if input_views:
+            out["input_views"] = input_views
     if job.get("outputs"):
         out["outputs"] = [{"name": o["name"], "token": o["token"]} for o in job["outputs"]]
     if job.get("environment") is not None:

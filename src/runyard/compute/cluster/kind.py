@@ -423,6 +423,7 @@ class ClusterKind(ComputeKind):
             "keep_run_folders": self.ctx.keep_run_folders}
         if job.inputs:  # the nodes read inputs from a cache under the (shared) node root
             spec["input_blobs"] = self._place_inputs(hs, job)
+            spec["input_views"] = str(Path(hs.node_root) / "data-views")
         dash = self.dashboard(hs)
         runtime_env = self._runtime_env(dash, job.snapshot_id)
         handle = ClusterHandle(run_id=job.run_id, attempt=job.attempt, cluster_uid=hs.uid,

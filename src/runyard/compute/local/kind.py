@@ -136,7 +136,8 @@ class LocalKind(ComputeKind):
             slots={"dir": str(self.ctx.data_dir / "slots" / self.name),
                    "count": self.max_concurrent_runs},
             # inputs: the workspace's dataset cache is this host's (the submit filled it)
-            input_blobs=f"{self.ctx.dataset_cache_dir}/{{sha2}}/{{sha}}")
+            input_blobs=f"{self.ctx.dataset_cache_dir}/{{sha2}}/{{sha}}",
+            input_views=str(self.ctx.data_dir / "cache" / "dataset-views"))
         claim_path = rd / f"runner-a{job.attempt}.claim"
         claimed = self._claimed(job, claim_path)
         if claimed is not None:  # started once already (its submitter died before recording)

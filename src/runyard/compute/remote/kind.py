@@ -210,7 +210,7 @@ class RemoteKind(ComputeKind):
             command=command, env_cache_dir=f"{root}/envs",
             slots=({"dir": f"{root}/slots", "count": cfg.max_concurrent_runs}
                    if cfg.max_concurrent_runs else None),
-            input_blobs=f"{root}/blobs/{{sha2}}/{{rest}}")
+            input_blobs=f"{root}/blobs/{{sha2}}/{{rest}}", input_views=f"{root}/views")
         # the host's working copy goes when the run ends, as on the local kind (outputs and
         # logs are collected into the run's artifacts first); keep_run_folders keeps it
         spec["remove_workdir"] = not self.ctx.keep_run_folders

@@ -73,7 +73,12 @@ def _rel_names(chosen: list[tuple[str, str]], every: list[tuple[str, str]],
         return [p[cut:] if p != base else p.rsplit("/", 1)[-1] for _, p in chosen]
     if len(every) == 1:
         return [p.rsplit("/", 1)[-1] for _, p in chosen]
-    common = os.path.commonpath([f"/{p}" for _, p in every]).strip("/")
+    folders = [p.split("/")[:-1] for _, p in every]
+    lo, hi = min(folders), max(folders)  # what these two share, every path shares
+    n = 0
+    while n < min(len(lo), len(hi)) and lo[n] == hi[n]:
+        n += 1
+    common = "/".join(lo[:n])
     cut = len(common) + 1 if common else 0
     return [p[cut:] for _, p in chosen]
 
@@ -87,21 +92,26 @@ def prepare(ctx: WorkspaceContext, inputs: list[dict[str, Any]],
     """The job rows of the inputs (their files fetched into the workspace cache and checked)
     and of the outputs (their datastores checked). Raises before anything is recorded."""
     job_inputs: list[dict[str, Any]] = []
+    cache = os.fspath(ctx.dataset_cache_dir)
     for b in inputs:
-        every = [DatasetFile(str(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in b["files"]]
-        by_key = {(f.datastore, f.path): f for f in every}
+        every: dict[tuple[str, str], list[Any]] = {(str(r[0]), str(r[1])): r
+                                                   for r in b["files"]}
         direct_tabular = b["kind"] == "tabular"
-        chosen_keys = ([(f.datastore, f.path) for f in every] if direct_tabular
-                       else [(str(a), str(p)) for a, p in b["chosen"]])
-        chosen = [by_key[k] for k in chosen_keys if k in by_key]
+        chosen_keys = (list(every) if direct_tabular
+                       else [(str(a), str(p)) for a, p in b["chosen"] if (a, p) in every])
         base = b.get("base") if b["kind"] == "reference" else None
-        names = _rel_names(chosen_keys, [(f.datastore, f.path) for f in every], base)
+        names = _rel_names(chosen_keys, list(every), base)
         if len(set(names)) != len(names):
             raise InvalidParameter(b["name"], "two files of this input have the same path "
                                    "on different datastores; use one datastore per input")
-        dsets.fetch_files(ctx, chosen)  # DatasetChanged names every changed file
-        rows = [[n, f.sha256, f.size, f"{f.datastore}:{f.path}"]
-                for n, f in zip(names, chosen, strict=True)]
+        rows = []
+        missing: list[DatasetFile] = []
+        for n, key in zip(names, chosen_keys, strict=True):
+            _ds, _path, size, sha = every[key]
+            rows.append([n, str(sha), int(size), f"{key[0]}:{key[1]}"])
+            if not os.path.isfile(f"{cache}/{str(sha)[:2]}/{sha}"):
+                missing.append(DatasetFile(key[0], key[1], int(size), str(sha)))
+        dsets.fetch_files(ctx, missing)  # DatasetChanged names every changed file
         job_inputs.append({k: b[k] for k in ("name", "token", "kind", "mode",
                                               "path_on_compute", "dataset", "options", "ops")}
                           | {"files": rows, "manifest_sha256": _manifest_sha(rows)})
