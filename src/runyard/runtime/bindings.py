@@ -21,6 +21,7 @@ Standard library only (Python >= 3.8).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -83,6 +84,9 @@ class Prepared:
         self.linked = 0
         self.copied = 0
         self.reused = 0
+        #: Linked files to check when the script has ended: (path in the input, cached blob,
+        #: size, mtime_ns, ctime_ns, the shared view holding it or "").
+        self.watch: list[tuple[str, str, int, int, int, str]] = []
         self.seconds = 0.0
         self.folders: list[str] = []
 
@@ -102,7 +106,7 @@ def _dest(inp: dict[str, Any], run_dir: Path, workdir: Path, name: str) -> Path:
 
 
 def _lay_out(inp: dict[str, Any], name: str, template: str, dest: Path, copy: bool,
-             out: Prepared) -> list[list[Any]]:
+             out: Prepared, view: str = "") -> list[list[Any]]:
     """Link (or copy) every file of an input under ``dest``; returns the placed rows."""
     made: set[str] = set()
     placed: list[list[Any]] = []
@@ -132,6 +136,8 @@ def _lay_out(inp: dict[str, Any], name: str, template: str, dest: Path, copy: bo
             os.chmod(target, 0o444)  # the cached blob itself: read-only from now on
         if how == "linked":
             out.linked += 1
+            now = os.stat(target)
+            out.watch.append((str(target), src, size, now.st_mtime_ns, now.st_ctime_ns, view))
         else:
             out.copied += 1
         placed.append([where, str(target), size])
@@ -155,13 +161,15 @@ def _shared_view(inp: dict[str, Any], name: str, template: str, views: str,
     final = Path(views) / key
     rows = inp.get("files") or []
     if final.is_dir():  # views are published whole (a rename of a complete folder)
-        out.reused += len(rows)
-        return final, [[str(r[3]), str(final / _safe_rel(r[0], f"input {name!r}")), int(r[2])]
-                       for r in rows]
+        placed = _check_view(rows, name, template, final, out)
+        if placed is not None:
+            out.reused += len(rows)
+            return final, placed
+        _remove_view(str(final))  # a blob was fetched again since: build the view anew
     tmp = Path(views) / f".tmp-{key[:16]}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    placed = _lay_out(inp, name, template, tmp, False, out)
+    placed = _lay_out(inp, name, template, tmp, False, out, view=str(final))
     _read_only_tree(tmp)
     try:
         os.rename(tmp, final)
@@ -173,7 +181,72 @@ def _shared_view(inp: dict[str, Any], name: str, template: str, views: str,
             raise BindingError(f"input {name!r}: could not publish its view in {views}"
                                ) from None
     prefix = str(tmp)
+    out.watch = [(str(final) + w[0][len(prefix):], *w[1:]) if w[0].startswith(prefix + "/")
+                 else w for w in out.watch]
     return final, [[w, str(final) + p[len(prefix):], size] for w, p, size in placed]
+
+
+def _remove_view(view: str) -> None:
+    with contextlib.suppress(OSError):
+        os.chmod(view, 0o755)
+    for dirpath, _dirs, _files in os.walk(view):
+        with contextlib.suppress(OSError):
+            os.chmod(dirpath, 0o755)
+    shutil.rmtree(view, ignore_errors=True)
+
+
+def _check_view(rows: list[Any], name: str, template: str, final: Path, out: Prepared
+                ) -> list[list[Any]] | None:
+    """The placed rows of an existing view when each of its files is still the cached blob
+    (same inode) of the recorded size; None when a blob was replaced (the view must be built
+    again); ``BindingError`` when a cached blob is missing or has the wrong size."""
+    placed: list[list[Any]] = []
+    for r in rows:
+        rel, sha, size, where = _safe_rel(r[0], f"input {name!r}"), str(r[1]), int(r[2]), \
+            str(r[3])
+        if not _SHA.fullmatch(sha):
+            raise BindingError(f"input {name!r}: {where}: bad sha256 {sha!r}")
+        src = blob_path(template, sha)
+        path = str(final / rel)
+        try:
+            blob = os.stat(src)
+        except OSError:
+            return None  # gone from the cache: the layout names it
+        if blob.st_size != size:
+            raise BindingError(f"input {name!r}: the cached copy of {where} has "
+                               f"{blob.st_size} bytes, not the recorded {size}: the host's "
+                               "data cache was changed; remove that file from it and run "
+                               "again")
+        try:
+            mine = os.stat(path)
+        except OSError:
+            return None
+        if (mine.st_ino, mine.st_dev) != (blob.st_ino, blob.st_dev):
+            return None
+        out.watch.append((path, src, size, mine.st_mtime_ns, mine.st_ctime_ns, str(final)))
+        placed.append([where, path, size])
+    return placed
+
+
+def check_after(prepared: Prepared) -> list[str]:
+    """After the script ended: every linked input file it changed (written through the
+    read-only bits, as root can, or touched) is removed from this host's cache with its
+    shared view, so later runs fetch the recorded bytes again. Returns the changed paths."""
+    changed: list[str] = []
+    for path, blob, size, mtime, ctime, view in prepared.watch:
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        if st is not None and (st.st_size, st.st_mtime_ns, st.st_ctime_ns) == (size, mtime,
+                                                                                ctime):
+            continue
+        changed.append(path)
+        with contextlib.suppress(OSError):
+            os.unlink(blob)
+        if view:
+            _remove_view(view)
+    return changed
 
 
 def prepare(job: dict[str, Any], workdir: Path) -> Prepared:

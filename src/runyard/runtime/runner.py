@@ -85,12 +85,30 @@ class Runner:
         self._script_log_start = 0
         self._alias = False  # the script's `azureml` is runyard's (system-managed environment)
         self._data_folders: list[str] = []  # the run's input folders (removed with the workdir)
+        self._prepared: Any = None  # runtime.bindings.Prepared of the run's inputs
 
     # -- states ------------------------------------------------------------------------------
     def status(self, status: str, cause: str, **extra: Any) -> None:
+        if status in _END_STATES and self._prepared is not None and self._prepared.watch:
+            self.check_inputs()
         if status in _END_STATES and self.job.get("remove_workdir"):
             self.remove_workdir()  # before the end is told: an ended run has no working copy
         self.spool.emit("status", status=status, cause=cause, attempt=self.attempt, **extra)
+
+    def check_inputs(self) -> None:
+        """Drop from this host's cache every linked input file the script changed (so no
+        later run reads it), and say so in the driver log."""
+        from runyard.runtime import bindings  # noqa: PLC0415
+
+        changed = bindings.check_after(self._prepared)
+        self._prepared = None
+        if changed:
+            with contextlib.suppress(OSError), \
+                    open(self.artifacts / DRIVER_LOG, "a") as log:
+                for path in changed[:20]:
+                    log.write(f"[runyard] the run changed its read-only input file {path}; it "
+                              "was removed from this host's data cache (later runs fetch the "
+                              "recorded bytes again)\n")
 
     def remove_workdir(self) -> None:
         """Remove the run's working copy of the code (``remove_workdir`` in the job): its
@@ -302,6 +320,7 @@ class Runner:
                                 error={"message": f"could not prepare the run's data: {exc}"})
                     return 0
                 self._data_folders = prepared.folders
+                self._prepared = prepared
                 command = bindings.render(command, prepared.values)
                 env.update(prepared.env)
                 if prepared.inputs:

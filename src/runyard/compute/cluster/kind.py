@@ -434,7 +434,7 @@ class ClusterKind(ComputeKind):
     def _place_inputs(self, hs: headmod.HeadState, job: JobSpec) -> str:
         """Put the blobs of the job's inputs in the cluster's data cache
         (``<node root>/data/<sha[:2]>/<sha>``, shared by every run on the cluster: only missing
-        blobs are linked or copied from the workspace's cache); returns the runner's template.
+        blobs are copied from the workspace's cache); returns the runner's template.
 
         The node root is where nodes write their folders; like the artifacts, this needs it on
         a filesystem the nodes share with the workspace (the local provider's case)."""
@@ -447,11 +447,11 @@ class ClusterKind(ComputeKind):
                     continue
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_name(f".{sha}.{os.getpid()}")
-            try:
-                os.link(cache / sha[:2] / sha, tmp)
-            except OSError:
-                shutil.copyfile(cache / sha[:2] / sha, tmp)
-                os.chmod(tmp, 0o444)
+            # a copy, not a link: a node's cache never shares bytes with the workspace's
+            # (a script that writes through its read-only input changes only the node's copy,
+            # which its runner then drops)
+            shutil.copyfile(cache / sha[:2] / sha, tmp)
+            os.chmod(tmp, 0o444)
             os.replace(tmp, dest)
         return f"{root}/{{sha2}}/{{sha}}"
 
