@@ -256,6 +256,11 @@ class ComputeKind(ABC):
         """Refuse (before the run is recorded) a run this target can never run."""
         return None
 
+    def capacity(self) -> int | None:
+        """How many runs this target runs at once (None: no limit it knows of); a sweep's
+        ``max_concurrent_runs`` above it is clamped with a warning."""
+        return None
+
     def ready(self) -> bool:
         """Whether ``submit`` can start a job now; a target still coming up returns False and
         its runs wait in Queued until the reconciler finds it ready (default: True)."""

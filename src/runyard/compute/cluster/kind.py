@@ -398,6 +398,10 @@ class ClusterKind(ComputeKind):
                                                lambda: self._snapshot_zip(snapshot_id))
         return env
 
+    def capacity(self) -> int | None:
+        """``max_nodes``: each run takes a node (its whole VM size unless it asks for less)."""
+        return int(self._config.max_nodes or 0) or None
+
     def ready(self) -> bool:
         """Whether the cluster's head is up (runs wait in Queued until it is)."""
         return self._settle()[0] == "Succeeded" and self.head_state() is not None

@@ -87,6 +87,10 @@ class LocalKind(ComputeKind):
         configured = self.config.get("max_concurrent_runs") if self.name != BUILTIN else None
         return int(configured or self.ctx.max_concurrent_runs)
 
+    def capacity(self) -> int | None:
+        """Its concurrency limit."""
+        return self.max_concurrent_runs
+
     def status(self) -> TargetStatus:
         rec = self.record
         if rec is None:

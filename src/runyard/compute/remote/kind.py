@@ -145,6 +145,11 @@ class RemoteKind(ComputeKind):
 
         POOL.drop(self._pool_key())
 
+    def capacity(self) -> int | None:
+        """``max_concurrent_runs`` of the attach configuration (None: unlimited)."""
+        value = self.config.get("max_concurrent_runs")
+        return int(value) if value else None
+
     def status(self) -> TargetStatus:
         rec = self.record
         return TargetStatus(rec.state if rec else "Unknown", list(rec.errors) if rec else [])

@@ -9,7 +9,7 @@ from runyard.entities import RunRecord, RunStatus
 from runyard.errors import InvalidParameter, InvalidTransition, NotFound
 from runyard.services.runs.sync import sync_run
 from runyard.services.targets import get_kind
-from runyard.store.base import Transition
+from runyard.store.base import RunFilter, Transition
 
 if TYPE_CHECKING:
     from runyard.context import WorkspaceContext
@@ -23,13 +23,18 @@ def cancel_run(ctx: WorkspaceContext, run_id: str) -> RunRecord:
     run = sync_run(ctx, run_id)
     if run.status.terminal:
         return run
-    if run.handle is not None and run.parent_id is None:
+    if run.handle is not None:  # a top-level run or a sweep's trial (node children have none)
         target = get_kind(ctx, run.target)
         target.cancel(target.load_handle(run.handle))
         run = sync_run(ctx, run_id, vanished=(RunStatus.CANCELED, "canceled by user"))
     if not run.status.terminal:  # the supervisor could not say so itself
         ctx.store.transition(Transition(run_id, RunStatus.CANCELED, "canceled by user",
                                        time.time()))
+    if run.handle is None:  # a parent of runs of their own (a sweep's trials): them too
+        for child in ctx.store.list_runs(RunFilter(parent_id=run_id, top_level_only=False)):
+            if not child.status.terminal and (child.handle is not None
+                                              or "job" in child.definition):
+                cancel_run(ctx, child.id)
     fresh = ctx.store.get_run(run_id)
     if fresh is None:
         raise NotFound(f"run {run_id!r} does not exist")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import os
 import secrets
@@ -23,7 +24,7 @@ from runyard.runconfig import RunConfiguration, ScriptRunConfig
 from runyard.runtime.envbuild import ENV_PYTHON
 from runyard.services.compute import create_compute
 from runyard.services.runs import bindings
-from runyard.services.targets import BUILTIN, kind_class
+from runyard.services.targets import BUILTIN, get_kind, kind_class
 from runyard.store.base import Transition
 
 if TYPE_CHECKING:
@@ -97,23 +98,9 @@ def _run_based(ctx: WorkspaceContext, rc: RunConfiguration
     return None
 
 
-def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunConfig,
-                      tags: dict[str, Any] | None = None) -> RunRecord:
-    """Validate, snapshot, record and dispatch a script run; returns as soon as it is queued.
-
-    A target that is not ready yet (a cluster still starting) leaves the run Queued with its
-    job stored; the reconciler dispatches it once the target is up.
-
-    Every input is checked here, before anything is stored or started: the experiment name,
-    the tags (keys non-empty strings of at most 255 characters without control characters;
-    values strings, numbers, booleans or None, without NUL) and the run configuration
-    (``RunConfiguration.validate``: types of script, arguments, command, environment and its
-    variables, limits).
-    """
-    if not isinstance(config, ScriptRunConfig):
-        raise InvalidParameter("config", f"cannot submit a {type(config).__name__}; pass a "
-                               "ScriptRunConfig")
-    check_experiment_name(experiment)
+def check_tags(tags: dict[str, Any] | None) -> dict[str, str | None]:
+    """Tags as stored (keys non-empty strings of at most 255 characters without control
+    characters; values strings, numbers or None, without NUL), else ``InvalidParameter``."""
     if tags is not None and not isinstance(tags, dict):
         raise InvalidParameter("tags", f"must be a dict of name to value, got "
                                f"{type(tags).__name__}")
@@ -128,6 +115,26 @@ def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunC
                                    "value; give a string or a number")
         if "\x00" in str(value):
             raise InvalidParameter(f"tags[{key!r}]", "contains a NUL character")
+    return {str(k): (None if v is None else str(v)) for k, v in (tags or {}).items()}
+
+
+def plan_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunConfig,
+             tags: dict[str, Any] | None = None, *, allow_run_based: bool = True
+             ) -> tuple[dict[str, Any], tuple[type[ComputeKind], ComputeConfiguration] | None]:
+    """Check everything about a script run and take its snapshot; returns the run's template
+    (JSON: experiment, target, snapshot, tags, the job and the definition without a run id)
+    and, for a run-based target, its kind and configuration (created by the caller).
+
+    Every input is checked here, before anything is stored or started: the experiment name,
+    the tags (:func:`check_tags`) and the run configuration (``RunConfiguration.validate``:
+    types of script, arguments, command, environment and its variables, limits), the data
+    bindings (their files fetched and checked), the target and its capabilities.
+    """
+    if not isinstance(config, ScriptRunConfig):
+        raise InvalidParameter("config", f"cannot submit a {type(config).__name__}; pass a "
+                               "ScriptRunConfig")
+    check_experiment_name(experiment)
+    clean_tags = check_tags(tags)
     rc = config.effective_run_config()
     rc.validate()
     src = Path(config.source_directory).resolve()
@@ -143,7 +150,10 @@ def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunC
         rc.environment, src, rc.auto_prepare_environment,
         strict=bool(ctx.config.get("strict_environments", False)))
     run_based = _run_based(ctx, rc) if cls is None else None
-    target: ComputeKind | None = None
+    if run_based is not None and not allow_run_based:
+        raise NotSupported(f"target {rc.target!r} makes a cluster for one run; create the "
+                           "cluster first (ComputeTarget.create) and name it as the target")
+    target_name = rc.target
     if run_based is None:
         if cls is None:
             cls = kind_class(ctx, rc.target)  # raises the unknown-target error
@@ -154,6 +164,7 @@ def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunC
         if rc.node_count > 1 and not target.capabilities.multi_node.supported:
             raise NotSupported(f"node_count: {target.capabilities.multi_node.reason}")
         target.check_run(rc)
+        target_name = target.name
     bind_in, bind_out = bindings.collect(rc)
     job_inputs, job_outputs = (bindings.prepare(ctx, bind_in, bind_out)
                                if bind_in or bind_out else ([], []))
@@ -162,19 +173,7 @@ def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunC
         max_bytes, max_files = ctx.snapshot_limits
         snapshot_id = ctx.snapshots.take(src, max_bytes=max_bytes, max_files=max_files,
                                          exclude=[ctx.data_dir]).id
-    clean_tags = {str(k): (None if v is None else str(v)) for k, v in (tags or {}).items()}
-    run_id = new_run_id(experiment)
-    bindings.resolve_destinations(job_outputs, run_id)
-    if run_based is not None:
-        kind, target_config = run_based
-        tag_field = getattr(target_config, "tags", None)
-        if isinstance(tag_field, dict):
-            tag_field[RUN_BASED_TAG] = run_id
-        name = kind.run_based_name(rc) or f"run-{secrets.token_hex(4)}"
-        create_compute(ctx, name, target_config)
-        target = kind(ctx, name)
-    assert target is not None
-    job = JobSpec(run_id=run_id, attempt=1, experiment=experiment, snapshot_id=snapshot_id,
+    job = JobSpec(run_id="", attempt=1, experiment=experiment, snapshot_id=snapshot_id,
                   command=command, env={**rc.environment.environment_variables,
                                         **script_variables(rc.environment)},
                   max_run_duration_seconds=rc.max_run_duration_seconds,
@@ -186,27 +185,72 @@ def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunC
                                                       ("memory_gb", rc.resources.memory_gb))
                              if v is not None},
                   workspace_name=ctx.name, inputs=job_inputs, outputs=job_outputs)
-    now = time.time()
-    run = RunRecord(
-        id=run_id, experiment=experiment, status=RunStatus.QUEUED,
-        created_at=now, target=target.name, snapshot_id=snapshot_id,
-        definition={"runDefinition": {**rc.to_dict(), "environment": env_recorded},
-                    "sourceDirectory": str(src), "command": command,
-                    "environment": env_request and {"builder": env_request["builder"],
-                                                    "specHash": env_request["spec_hash"]},
-                    "job": job.to_dict(),
-                    "inputDatasets": bindings.input_details(job_inputs),
-                    "outputDatasets": [{k: o[k] for k in ("name", "datastore", "path",
-                                                          "register")}
-                                       for o in job_outputs]},
-        tags=clean_tags)
+    definition = {"runDefinition": {**rc.to_dict(), "environment": env_recorded},
+                  "sourceDirectory": str(src), "command": command,
+                  "environment": env_request and {"builder": env_request["builder"],
+                                                  "specHash": env_request["spec_hash"]},
+                  "inputDatasets": bindings.input_details(job_inputs)}
+    template = {"experiment": experiment, "target": target_name, "snapshot_id": snapshot_id,
+                "tags": clean_tags, "job": job.to_dict(), "definition": definition}
+    return template, run_based
+
+
+def record_run(ctx: WorkspaceContext, template: dict[str, Any], run_id: str, *,
+               parent_id: str | None = None, extra_args: list[str] | None = None,
+               extra_tags: dict[str, str | None] | None = None,
+               display_name: str | None = None, start: bool = True) -> RunRecord:
+    """Record run ``run_id`` from a :func:`plan_run` template (a child of ``parent_id`` with
+    ``extra_args`` appended to its command and ``extra_tags``) and dispatch it when its
+    target is ready and ``start``. ``AlreadyExists`` when ``run_id`` is taken (a repeated
+    start of the same child)."""
+    job = JobSpec.from_dict(copy.deepcopy(template["job"]))
+    job.run_id = run_id
+    job.command = [*job.command, *(extra_args or [])]
+    job.tags = {**job.tags, **(extra_tags or {})}
+    bindings.resolve_destinations(job.outputs, run_id)
+    target = get_kind(ctx, str(template["target"]))
+    definition = copy.deepcopy(template["definition"])
+    if extra_args:
+        rd = definition["runDefinition"]
+        rd["arguments"] = [*rd.get("arguments", []), *extra_args]
+        definition["command"] = job.command
+    definition["job"] = job.to_dict()
+    definition["outputDatasets"] = [{k: o[k] for k in ("name", "datastore", "path",
+                                                       "register")} for o in job.outputs]
+    experiment = str(template["experiment"])
+    run = RunRecord(id=run_id, experiment=experiment, status=RunStatus.QUEUED,
+                    created_at=time.time(), target=target.name,
+                    snapshot_id=template.get("snapshot_id"), definition=definition,
+                    tags=dict(job.tags), parent_id=parent_id, display_name=display_name)
     ctx.store.get_or_create_experiment(experiment)
     ready = target.ready()
     ctx.store.create_run(run, "submitted" if ready else
                          f"submitted; waiting for target {target.name!r} to be ready")
-    if ready:
-        dispatch(ctx, target, run.id, raise_errors=True)
+    if ready and start:
+        dispatch(ctx, target, run.id, raise_errors=parent_id is None)
     return ctx.store.get_run(run.id) or run
+
+
+def submit_script_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunConfig,
+                      tags: dict[str, Any] | None = None) -> RunRecord:
+    """Validate, snapshot, record and dispatch a script run; returns as soon as it is queued.
+
+    A target that is not ready yet (a cluster still starting) leaves the run Queued with its
+    job stored; the reconciler dispatches it once the target is up. Everything is checked
+    before anything is stored (:func:`plan_run`).
+    """
+    template, run_based = plan_run(ctx, experiment, config, tags)
+    run_id = new_run_id(experiment)
+    if run_based is not None:
+        kind, target_config = run_based
+        tag_field = getattr(target_config, "tags", None)
+        if isinstance(tag_field, dict):
+            tag_field[RUN_BASED_TAG] = run_id
+        rc = config.effective_run_config()
+        name = kind.run_based_name(rc) or f"run-{secrets.token_hex(4)}"
+        create_compute(ctx, name, target_config)
+        template["target"] = name
+    return record_run(ctx, template, run_id)
 
 
 #: How long a start intent left by a dispatcher that died is given before the start is
