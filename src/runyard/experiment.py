@@ -49,6 +49,9 @@ class Experiment:
         from runyard.run import Run  # noqa: PLC0415
         from runyard.runconfig import ScriptRunConfig  # noqa: PLC0415
 
+        to_config = getattr(config, "_script_run_config", None)
+        if callable(to_config):  # a v1 estimator (runyard.compat.azureml.train) translates
+            config = to_config()
         if not isinstance(config, ScriptRunConfig):
             raise InvalidParameter("config", f"cannot submit a {type(config).__name__}; pass a "
                                    "ScriptRunConfig")
