@@ -15,7 +15,6 @@ from runyard.store.base import RunFilter
 
 if TYPE_CHECKING:
     from runyard.run import Run
-    from runyard.runconfig import ScriptRunConfig
     from runyard.sdktypes import WorkspaceLike as Workspace
 
 
@@ -43,12 +42,18 @@ class Experiment:
         """The experiment's id (the experiment is recorded on first use)."""
         return self.workspace.client.get_or_create_experiment(self.name).id
 
-    def submit(self, config: ScriptRunConfig, tags: dict[str, Any] | None = None,
+    def submit(self, config: Any, tags: dict[str, Any] | None = None,
                **kwargs: Any) -> Run:
-        """Submit a run configuration; returns the run at once (it runs in the background)."""
+        """Submit a ``ScriptRunConfig``, a v1 estimator or a ``HyperDriveConfig`` (a sweep:
+        returns a ``HyperDriveRun``); returns the run at once (it runs in the background)."""
         from runyard.run import Run  # noqa: PLC0415
         from runyard.runconfig import ScriptRunConfig  # noqa: PLC0415
+        from runyard.sweeps.config import HyperDriveConfig  # noqa: PLC0415
 
+        if isinstance(config, HyperDriveConfig):  # a sweep: its trials are child runs
+            record = self.workspace.client.submit_sweep(self.name, config.to_dict(),
+                                                        config.run_config, tags)
+            return Run._from_record(self, record)
         to_config = getattr(config, "_script_run_config", None)
         if callable(to_config):  # a v1 estimator (runyard.compat.azureml.train) translates
             config = to_config()

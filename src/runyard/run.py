@@ -155,6 +155,8 @@ class Run:
 
     @classmethod
     def _from_record(cls, experiment: Experiment, record: RunRecord) -> Run:
+        if record.run_type == HyperDriveRun.RUN_TYPE and cls is Run:
+            cls = HyperDriveRun
         run = cls.__new__(cls)
         run._init(experiment, record)
         return run
@@ -699,3 +701,119 @@ class Run:
 
     def __hash__(self) -> int:
         return hash(self.id)
+
+
+class HyperDriveRun(Run):
+    """A hyperparameter sweep (Azure ML v1's ``HyperDriveRun``): its trials are child runs
+    ``<sweep id>_<index>``; what each was given is its ``hyperparameters`` property."""
+
+    RUN_TYPE = "hyperdrive"
+
+    def _spec(self) -> dict[str, Any]:
+        return dict(self._record.definition.get("sweep") or {})
+
+    @property
+    def primary_metric(self) -> tuple[str, str]:
+        """(name, goal: ``maximize`` or ``minimize``)."""
+        pm = self._spec().get("primary_metric") or {}
+        return str(pm.get("name", "")), str(pm.get("goal", "maximize")).lower()
+
+    def _trials(self) -> list[tuple[Run, float | None]]:
+        name, goal = self.primary_metric
+        out: list[tuple[Run, float | None]] = []
+        for child in self.get_children():
+            values = child.get_metrics(name).get(name)
+            seq = [float(v) for v in (values if isinstance(values, list) else
+                                      [] if values is None else [values])
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            out.append((child, (max(seq) if goal == "maximize" else min(seq))
+                        if seq else None))
+        return out
+
+    def get_hyperparameters(self) -> dict[str, dict[str, Any]]:
+        """Each trial's hyperparameters by run id."""
+        return {c.id: json.loads(c.get_properties().get("hyperparameters") or "{}")
+                for c in self.get_children()}
+
+    def get_metrics(self, name: str | None = None, recursive: bool = False
+                    ) -> dict[str, Any]:
+        """Each trial's metrics by run id (v1's HyperDriveRun.get_metrics)."""
+        return {c.id: c.get_metrics(name) for c in self.get_children()}
+
+    def get_children_sorted_by_primary_metric(self, top: int = 0, reverse: bool = False,
+                                              discard_no_metric: bool = False
+                                              ) -> list[dict[str, Any]]:
+        """``[{run_id, hyperparameters, best_primary_metric, status}]``, best first (``reverse``:
+        worst first); trials without the metric last (left out with ``discard_no_metric``)."""
+        _name, goal = self.primary_metric
+        rows = []
+        for child, value in self._trials():
+            if value is None and discard_no_metric:
+                continue
+            rows.append({"run_id": child.id, "hyperparameters": json.loads(
+                child._record.properties.get("hyperparameters") or "{}"),
+                "best_primary_metric": value, "status": child._record.status.value})
+        scored = [r for r in rows if r["best_primary_metric"] is not None]
+        scored.sort(key=lambda r: float(r["best_primary_metric"]),
+                    reverse=(goal == "maximize") != reverse)
+        ordered = scored + [r for r in rows if r["best_primary_metric"] is None]
+        return ordered[:top] if top else ordered
+
+    def get_best_run_by_primary_metric(self, include_failed: bool = True,
+                                       include_canceled: bool = True) -> Run | None:
+        """The trial with the best primary metric (among Completed ones, plus Failed and
+        Canceled ones when included); None when no trial logged it."""
+        _name, goal = self.primary_metric
+        ok = {"Completed"} | ({"Failed"} if include_failed else set()) | (
+            {"Canceled"} if include_canceled else set())
+        scored = [(v, c) for c, v in self._trials()
+                  if v is not None and c._record.status.value in ok]
+        if not scored:
+            return None
+        return (max if goal == "maximize" else min)(scored, key=lambda p: p[0])[1]
+
+    def wait_for_completion(self, show_output: bool = False, wait_post_processing: bool = False,
+                            raise_on_error: bool = True, timeout: float | None = None,
+                            out: IO[str] | None = None) -> dict[str, Any]:
+        """Block until the sweep ends; with ``show_output`` print each trial as it starts and
+        ends, then the table of trials sorted by the primary metric."""
+        stream = out or sys.stdout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen: dict[str, str] = {}
+        if show_output:
+            print(f"RunId: {self.id}", file=stream, flush=True)
+        delay = 0.01
+        while True:
+            record = self._refresh()
+            if show_output:
+                for child in self.get_children():
+                    st = child._record.status.value
+                    if seen.get(child.id) != st and st in ("Running", "Completed", "Failed",
+                                                          "Canceled"):
+                        seen[child.id] = st
+                        hp = child._record.properties.get("hyperparameters", "")
+                        why = child._record.tags.get("runyard.termination_reason")
+                        print(f"{child.display_name or child.id}: {st} {hp}"
+                              + (f" ({why})" if why else ""), file=stream, flush=True)
+            if record.status.settled:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise RunyardError(f"sweep {self.id} is still {record.status.value} after "
+                                   f"{timeout} s; it keeps running")
+            time.sleep(delay)
+            delay = min(delay * 1.2, 0.05)
+        if show_output:
+            name, _goal = self.primary_metric
+            print(f"\n{'trial':<12} {'status':<10} {name:<14} hyperparameters", file=stream)
+            for row in self.get_children_sorted_by_primary_metric():
+                v = row["best_primary_metric"]
+                print(f"{row['run_id'].rsplit('_', 1)[-1]:<12} {row['status']:<10} "
+                      f"{'' if v is None else f'{v:.6g}':<14} "
+                      f"{json.dumps(row['hyperparameters'])}", file=stream)
+            print(f"\nStatus: {record.status.value}", file=stream, flush=True)
+        details = self.get_details()
+        if raise_on_error and record.status in (RunStatus.FAILED, RunStatus.NOT_RESPONDING):
+            msg = (record.error or {}).get("message", record.status.value)
+            raise RunFailed(f"sweep {self.id} ended {record.status.value}: {msg}",
+                            details={"run_id": self.id, "error": record.error})
+        return details

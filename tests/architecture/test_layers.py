@@ -97,6 +97,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             "runyard.dataset",
             "runyard.dataio",
             "runyard.sdktypes",
+            "runyard.sweeps",
+            "runyard.sweeps.*",
         ],
     ),
     (

@@ -52,6 +52,12 @@ class WorkspaceClient(Protocol):
         """Validate, snapshot, record and dispatch a script run (returns at once)."""
         ...
 
+    def submit_sweep(self, experiment: str, spec: dict[str, Any], config: ScriptRunConfig,
+                     tags: dict[str, Any] | None) -> RunRecord:
+        """Check and record a hyperparameter sweep and start its first trials (returns at
+        once; ``spec`` is ``HyperDriveConfig.to_dict()``)."""
+        ...
+
     def start_interactive_run(self, experiment: str, snapshot_directory: Path | None,
                               outputs: str | None, display_name: str | None
                               ) -> tuple[RunRecord, LiveRun]:

@@ -72,6 +72,13 @@ class LocalClient:
         ensure_reconciler(self.ctx)
         return submit_script_run(self.ctx, experiment, config, tags)
 
+    def submit_sweep(self, experiment: str, spec: dict[str, Any], config: ScriptRunConfig,
+                     tags: dict[str, Any] | None) -> RunRecord:
+        from runyard.services.sweeps.controller import submit_sweep  # noqa: PLC0415
+
+        ensure_reconciler(self.ctx)
+        return submit_sweep(self.ctx, experiment, spec, config, tags)
+
     def start_interactive_run(self, experiment: str, snapshot_directory: Path | None,
                               outputs: str | None, display_name: str | None
                               ) -> tuple[RunRecord, LiveRun]:

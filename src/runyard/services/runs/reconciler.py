@@ -61,6 +61,8 @@ MIN_BACKOFF_SECONDS = 0.25
 #: How long a NotResponding run may come back (its runner or host) before the reconciler fails
 #: it and stops what is left of it.
 NOT_RESPONDING_GRACE_SECONDS = 1800.0
+#: How often a live sweep's controller steps (each step polls its live trials).
+SWEEP_STEP_SECONDS = 0.05
 #: Runs polled per pass (the rest wait for the next pass).
 BATCH_SIZE = 64
 
@@ -76,6 +78,11 @@ def reconcile_run(ctx: WorkspaceContext, run_id: str, max_passes: int = 100) -> 
         if parent is None:
             break
         top = parent
+    if top.run_type == "hyperdrive" and not top.status.terminal:  # a sweep: its controller
+        from runyard.services.sweeps.controller import step  # noqa: PLC0415
+
+        step(ctx, top.id)
+        return ctx.store.get_run(run_id) or run
     if top.handle is None and top.status == RunStatus.QUEUED and "job" in top.definition:
         try:
             target = get_kind(ctx, top.target)
@@ -171,6 +178,8 @@ class Reconciler:
             mark = (fresh.status, fresh.handle is None, len(fresh.properties))
             pace.delay = (MIN_BACKOFF_SECONDS if mark != pace.seen
                           else min(pace.delay * 2, self.max_backoff))
+            if fresh.run_type == "hyperdrive":  # a sweep's step polls its trials: keep it brisk
+                pace.delay = SWEEP_STEP_SECONDS
             pace.seen = mark
             pace.due = time.monotonic() + pace.delay
         live_ids = {r.id for r in runs}

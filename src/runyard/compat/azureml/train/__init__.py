@@ -1,1 +1,2 @@
-"""``azureml.train``: sweeps and AutoML have not landed in runyard yet."""
+"""``azureml.train``: estimators (``estimator``, ``sklearn``, ``dnn``) and sweeps
+(``hyperdrive``) are runyard's; AutoML (``automl``) has not landed yet."""
