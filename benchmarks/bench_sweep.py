@@ -107,7 +107,9 @@ def _ray_tune(script: Path) -> float:
 
     tuner = tune.Tuner(trainable, param_space={"x": tune.uniform(0, 1)},
                        tune_config=tune.TuneConfig(num_samples=TRIALS,
-                                                   max_concurrent_trials=2))
+                                                   max_concurrent_trials=2),
+                       run_config=tune.RunConfig(storage_path=str(script.parent / "ray"),
+                                                 verbose=0))
     t0 = time.perf_counter()
     tuner.fit()
     took = time.perf_counter() - t0
@@ -130,6 +132,10 @@ def _optuna(script: Path) -> float:
     t0 = time.perf_counter()
     study.optimize(objective, n_trials=TRIALS, n_jobs=2)
     return time.perf_counter() - t0
+
+
+def _say(row: dict[str, Any]) -> None:
+    print(f"[bench_sweep] {row}", file=sys.stderr, flush=True)
 
 
 def run(repeats: int = 1) -> list[dict[str, Any]]:
@@ -164,6 +170,7 @@ def run(repeats: int = 1) -> list[dict[str, Any]]:
                                RandomParameterSampling({"--x": uniform(0, 1)}), "score",
                                PrimaryMetricGoal.MAXIMIZE, TRIALS, 2)
             ours.append(took)
+            _say({"runyard sweep": took})
             ws.close()
         peers: dict[str, float] = {}
         try:
@@ -211,10 +218,7 @@ def run(repeats: int = 1) -> list[dict[str, Any]]:
         rnd: list[float] = []
         for seed in range(5):
             for kind, out in ((BayesianParameterSampling, tpe), (RandomParameterSampling, rnd)):
-                sampling = (kind(bounds, properties={"seed": seed})
-                            if kind is RandomParameterSampling else kind(bounds))
-                if kind is BayesianParameterSampling:
-                    sampling.properties = {"seed": seed}  # type: ignore[attr-defined]
+                sampling = kind(bounds, properties={"seed": seed})
                 _t, hd = _sweep(ws, src, "branin.py", sampling, "branin",
                                 PrimaryMetricGoal.MINIMIZE, 30, 4)
                 row = hd.get_children_sorted_by_primary_metric(top=1)

@@ -801,7 +801,7 @@ class HyperDriveRun(Run):
                 raise RunyardError(f"sweep {self.id} is still {record.status.value} after "
                                    f"{timeout} s; it keeps running")
             time.sleep(delay)
-            delay = min(delay * 1.2, 0.05)
+            delay = min(delay * 1.2, 0.25)  # the next trials are started ahead: no hurry
         if show_output:
             name, _goal = self.primary_metric
             print(f"\n{'trial':<12} {'status':<10} {name:<14} hyperparameters", file=stream)

@@ -241,6 +241,48 @@ def test_queued_runs_scale_up_then_down(cluster: ClusterCompute, ws: Workspace) 
     assert time.monotonic() - ended <= IDLE_S + 10 + 15
 
 
+def test_a_sweep_of_the_sklearn_example_autoscales_the_cluster(cluster: ClusterCompute,
+                                                               ws: Workspace) -> None:
+    from runyard.model import Model  # noqa: PLC0415
+    from runyard.run import HyperDriveRun  # noqa: PLC0415
+    from runyard.sweeps import (  # noqa: PLC0415
+        BanditPolicy,
+        HyperDriveConfig,
+        PrimaryMetricGoal,
+        RandomParameterSampling,
+        loguniform,
+    )
+
+    wait_for(lambda: node_count(cluster) == 0, IDLE_S + 40, message="an idle cluster")
+    example = Path(__file__).resolve().parents[2] / "examples" / "sklearn"
+    cfg = HyperDriveConfig(
+        run_config=ScriptRunConfig(str(example), "train.py", compute_target=cluster),
+        hyperparameter_sampling=RandomParameterSampling({"--C": loguniform(-7, 2)},
+                                                        properties={"seed": 2}),
+        policy=BanditPolicy(slack_factor=0.05, evaluation_interval=1, delay_evaluation=1),
+        primary_metric_name="fold_accuracy", primary_metric_goal=PrimaryMetricGoal.MAXIMIZE,
+        max_total_runs=12, max_concurrent_runs=4)
+    with pytest.warns(UserWarning, match="max_concurrent_runs=4"):  # max_nodes is 2
+        hd = Experiment(ws, "cluster-sweep").submit(cfg)
+    assert isinstance(hd, HyperDriveRun)
+    most = 0
+    while not hd._refresh().status.terminal:
+        most = max(most, node_count(cluster))
+        time.sleep(0.2)
+    assert hd.get_status() == "Completed", hd.get_details().get("error")
+    assert most >= 1  # the trials brought nodes up
+    children = list(hd.get_children())
+    assert sorted(int(c.id.rsplit("_", 1)[1]) for c in children) == list(range(12))
+    assert {c.get_status() for c in children} <= {"Completed", "Canceled"}
+    best = hd.get_best_run_by_primary_metric()
+    assert best is not None and best.get_status() == "Completed"
+    model = best.register_model("cluster-sweep-best", "outputs/model.pkl")
+    assert Model(ws, model.name).run_id == best.id
+    ended = time.monotonic()
+    wait_for(lambda: node_count(cluster) == 0, IDLE_S + 10 + 15, message="scale down")
+    assert time.monotonic() - ended <= IDLE_S + 10 + 15
+
+
 def test_logs_stream_live_and_outputs_come_back(cluster: ClusterCompute,
                                                 ws: Workspace) -> None:
     run = submit(ws, cluster, "train.py", "6")

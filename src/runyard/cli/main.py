@@ -22,6 +22,7 @@ from runyard.cli.experiments import experiment
 from runyard.cli.models import model
 from runyard.cli.reconcile import reconcile
 from runyard.cli.runs import run
+from runyard.cli.sweeps import sweep
 from runyard.cli.workspace import WorkspaceRef, init
 from runyard.errors import RunyardError
 
@@ -61,6 +62,7 @@ def cli(ctx: click.Context, workspace: str | None) -> None:
 
 cli.add_command(init)
 cli.add_command(run)
+cli.add_command(sweep)
 cli.add_command(experiment)
 cli.add_command(compute)
 cli.add_command(datastore)

@@ -1,5 +1,5 @@
-"""What the run commands show: run summaries, full details, metric summaries, and their
-rendering as tables (people) or dicts (``--json``)."""
+"""What the run commands show: run summaries, full details, metric summaries, a sweep's trials,
+and their rendering as tables (people) or dicts (``--json``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import click
 from runyard.cli import output
 
 if TYPE_CHECKING:
-    from runyard.run import Run
+    from runyard.run import HyperDriveRun, Run
 
 _STATUS_STYLE = {"Completed": "green", "Failed": "red", "NotResponding": "red",
                  "Canceled": "yellow", "Running": "cyan"}
@@ -70,7 +70,9 @@ def summary(run: Run) -> dict[str, Any]:
 
 def details(run: Run) -> tuple[dict[str, Any], list[MetricSummary]]:
     """``Run.get_details()`` plus metrics, their summary, files and status events; and the
-    metric summaries."""
+    metric summaries; for a sweep, its ``trials`` (:func:`trial_rows`) too."""
+    from runyard.run import HyperDriveRun  # noqa: PLC0415
+
     d = run.get_details()
     metrics = metric_summaries(run)
     d["durationSeconds"] = output.duration_seconds(d["startTimeUtc"], d.get("endTimeUtc"))
@@ -81,6 +83,10 @@ def details(run: Run) -> tuple[dict[str, Any], list[MetricSummary]]:
     d["files"] = run.get_file_names()
     d["events"] = run.get_events()
     d["children"] = [summary(c) for c in run.get_children()]
+    if isinstance(run, HyperDriveRun):  # a sweep: its trials, best primary metric first
+        name, goal = run.primary_metric
+        d["primaryMetric"] = {"name": name, "goal": goal}
+        d["trials"] = trial_rows(run)
     return d, metrics
 
 
@@ -217,7 +223,10 @@ def print_details(d: dict[str, Any], metrics: list[MetricSummary]) -> None:
             click.echo(error["traceback"])
     _section("Metrics")
     print_metrics(metrics)
-    if d.get("children"):
+    if d.get("trials") is not None:
+        _section(f"Trials (best {d['primaryMetric']['name']} first)")
+        print_trials(d["trials"], d["primaryMetric"]["name"])
+    elif d.get("children"):
         _section("Child runs")
         output.table(["RUN ID", "STATUS", "STARTED", "DURATION"],
                      [[c["runId"], c["status"], output.local_time(c["startTimeUtc"]),
@@ -232,6 +241,47 @@ def print_details(d: dict[str, Any], metrics: list[MetricSummary]) -> None:
     output.table(["TIME", "STATUS", "ATTEMPT", "CAUSE"],
                  [[output.local_time(e["time"]), e["status"], e["attempt"], e["cause"]]
                   for e in d["events"]], empty="no events")
+
+
+def trial_rows(hd: HyperDriveRun) -> list[dict[str, Any]]:
+    """The trials, best primary metric first (no metric: last): ``runId``, ``trial``,
+    ``status``, ``bestPrimaryMetric``, ``hyperparameters``, ``terminationReason``."""
+    from runyard.services.sweeps.controller import TERMINATED_TAG  # noqa: PLC0415
+    from runyard.store.base import RunFilter  # noqa: PLC0415
+
+    # one store read for every trial's tags (Run.tags would sync each trial in turn)
+    tags = {c.id: c.tags for c in hd.workspace.client.list_runs(
+        RunFilter(parent_id=hd.id, top_level_only=False))}
+    out = []
+    for row in hd.get_children_sorted_by_primary_metric():
+        run_id = str(row["run_id"])
+        index = run_id.rsplit("_", 1)[-1]
+        out.append({"runId": run_id, "trial": int(index) if index.isdigit() else index,
+                    "status": row["status"], "bestPrimaryMetric": row["best_primary_metric"],
+                    "hyperparameters": row["hyperparameters"],
+                    "terminationReason": tags.get(run_id, {}).get(TERMINATED_TAG)})
+    scored = [r for r in out if r["bestPrimaryMetric"] is not None]
+    return scored + sorted((r for r in out if r["bestPrimaryMetric"] is None),
+                           key=lambda r: (str(type(r["trial"])), r["trial"]))
+
+
+def print_trials(rows: list[dict[str, Any]], metric: str, *, top: int = 0) -> None:
+    """The trials table (one column per hyperparameter); ``top``: only the first N."""
+    shown = rows[:top] if top else rows
+    keys: list[str] = []
+    for r in shown:
+        keys += [k for k in r["hyperparameters"] if k not in keys]
+    reasons = any(r["terminationReason"] for r in shown)
+    output.table(
+        ["TRIAL", "RUN ID", "STATUS", metric.upper() or "METRIC", *keys,
+         *(["TERMINATION"] if reasons else [])],
+        [[r["trial"], r["runId"], r["status"], r["bestPrimaryMetric"],
+          *(r["hyperparameters"].get(k) for k in keys),
+          *([r["terminationReason"]] if reasons else [])] for r in shown],
+        empty="no trials yet")
+    if top and len(rows) > top:
+        click.echo(f"({len(rows) - top} more trial{'s' if len(rows) - top != 1 else ''}; "
+                   "--top 0 shows all)", err=True)
 
 
 def _grid(pairs: Iterable[tuple[str, Any]]) -> None:

@@ -89,6 +89,11 @@ class JobSpec:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     #: Output folders, uploaded to their datastore when the script ends with code 0.
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    #: Runs that share a concurrency limit of their own on the target (a sweep's trials:
+    #: ``{"key": sweep id, "count": max_concurrent_runs}``). Kinds with ``group_slots`` make
+    #: the runner wait for one of ``count`` slots before it starts the script, so a sweep can
+    #: start its next trials ahead and each begins the moment a slot frees.
+    slot_group: dict[str, Any] | None = None
 
     def input_blobs(self) -> dict[str, int]:
         """sha256 -> size of every file the inputs need on the target."""
@@ -109,6 +114,16 @@ class JobSpec:
         """Inverse of :meth:`to_dict` (unknown keys ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def slot_key(key: str) -> str:
+    """A folder name for a slot group (a run id already is one; anything else is hashed)."""
+    import hashlib  # noqa: PLC0415
+
+    plain = key.replace("-", "").replace("_", "").replace(".", "")
+    if plain.isascii() and plain.isalnum() and not key.startswith(".") and len(key) < 200:
+        return key
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 class HandleError(RunyardError):
@@ -191,6 +206,8 @@ class ComputeKind(ABC):
     #: Interpreter placement: True when a user-managed ``interpreter_path`` names a file on
     #: the target's host (checked there), False when it is checked on this machine.
     interpreter_on_target: ClassVar[bool] = False
+    #: Whether the runner enforces ``JobSpec.slot_group`` on this kind's hosts.
+    group_slots: ClassVar[bool] = False
 
     def __init__(self, ctx: WorkspaceContext, name: str) -> None:
         self.ctx = ctx

@@ -62,6 +62,7 @@ def runner_job(job: dict[str, Any], *, run_id: str, workdir: str, artifacts_dir:
                spool_dir: str, env: dict[str, str], command: list[str] | None = None,
                env_cache_dir: str | None = None,
                slots: dict[str, Any] | None = None,
+               group_slots: dict[str, Any] | None = None,
                input_blobs: str | None = None,
                input_views: str | None = None) -> dict[str, Any]:
     """The runner's job description for one attempt (what ``runner.py`` reads).
@@ -84,6 +85,8 @@ def runner_job(job: dict[str, Any], *, run_id: str, workdir: str, artifacts_dir:
     }
     if slots:
         out["slots"] = slots
+    if group_slots and job.get("slot_group"):
+        out["group_slots"] = group_slots
     if job.get("inputs"):
         if not input_blobs:
             raise ValueError("input_blobs: a job with inputs needs the target's data cache")

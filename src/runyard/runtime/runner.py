@@ -148,13 +148,22 @@ class Runner:
 
     # -- slots -------------------------------------------------------------------------------
     def acquire_slot(self) -> int | None:
+        """Wait for a slot of the run's group (a sweep's ``max_concurrent_runs``), then one of
+        the target's (its concurrency limit); each is held until this process exits."""
+        group = self.job.get("group_slots")
+        if group:
+            self._wait_slot(group)
         slots = self.job.get("slots")
         if not slots:
             return None
+        return self._wait_slot(slots)
+
+    @staticmethod
+    def _wait_slot(slots: dict[str, Any]) -> int:
         folder = Path(slots["dir"])
         folder.mkdir(parents=True, exist_ok=True)
         count = max(1, int(slots["count"]))
-        delay = 0.02
+        delay = 0.005
         while True:
             for i in range(count):
                 fd = os.open(folder / f"slot-{i}.lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -165,7 +174,7 @@ class Runner:
                     continue
                 return fd  # held until this process exits
             time.sleep(delay)
-            delay = min(delay * 2, 0.25)
+            delay = min(delay * 2, 0.02)
 
     # -- files -------------------------------------------------------------------------------
     def sync_logs(self) -> None:
@@ -370,7 +379,7 @@ class Runner:
                 self.sync_logs()
                 last_sync = now
             time.sleep(delay)
-            delay = min(delay * 1.5, 0.1)
+            delay = min(delay * 1.5, 0.02)  # the end is seen within 20 ms (a waitpid each)
         code = self.proc.wait()
         if self.cancel_requested:
             raise _Canceled()

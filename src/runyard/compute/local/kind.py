@@ -21,6 +21,7 @@ from runyard.compute.base import (
     JobHandle,
     JobSpec,
     TargetStatus,
+    slot_key,
 )
 from runyard.compute.capabilities import LOCAL
 from runyard.compute.config import ComputeConfiguration, LocalProvisioningConfiguration
@@ -76,6 +77,7 @@ class LocalKind(ComputeKind):
     config_class: ClassVar[type[ComputeConfiguration]] = LocalProvisioningConfiguration
     updatable: ClassVar[tuple[str, ...]] = ("max_concurrent_runs", "description", "tags")
     handle_class: ClassVar[type[JobHandle]] = LocalHandle
+    group_slots: ClassVar[bool] = True
 
     @property
     def record(self) -> ComputeRecord | None:
@@ -139,6 +141,10 @@ class LocalKind(ComputeKind):
             spool_dir=str(spool), env=env, env_cache_dir=str(self.ctx.env_cache_dir),
             slots={"dir": str(self.ctx.data_dir / "slots" / self.name),
                    "count": self.max_concurrent_runs},
+            group_slots=(job.slot_group and {
+                "dir": str(self.ctx.data_dir / "slots" / "groups"
+                           / slot_key(str(job.slot_group["key"]))),
+                "count": int(job.slot_group["count"])}),
             # inputs: the workspace's dataset cache is this host's (the submit filled it)
             input_blobs=f"{self.ctx.dataset_cache_dir}/{{sha2}}/{{sha}}",
             input_views=str(self.ctx.data_dir / "cache" / "dataset-views"))

@@ -34,6 +34,7 @@ from runyard.compute.base import (
     JobHandle,
     JobSpec,
     TargetStatus,
+    slot_key,
 )
 from runyard.compute.capabilities import REMOTE
 from runyard.compute.config import ComputeConfiguration
@@ -82,6 +83,7 @@ class RemoteKind(ComputeKind):
     #: User-managed interpreter paths name files on the host (checked there, not here).
     interpreter_on_target: ClassVar[bool] = True
     handle_class: ClassVar[type[JobHandle]] = RemoteHandle
+    group_slots: ClassVar[bool] = True
 
     # -- attach ------------------------------------------------------------------------------
     def check_attach(self, config: ComputeConfiguration) -> None:
@@ -215,6 +217,9 @@ class RemoteKind(ComputeKind):
             command=command, env_cache_dir=f"{root}/envs",
             slots=({"dir": f"{root}/slots", "count": cfg.max_concurrent_runs}
                    if cfg.max_concurrent_runs else None),
+            group_slots=(job.slot_group and {
+                "dir": f"{root}/slots/groups/{slot_key(str(job.slot_group['key']))}",
+                "count": int(job.slot_group["count"])}),
             input_blobs=f"{root}/blobs/{{sha2}}/{{rest}}", input_views=f"{root}/views")
         # the host's working copy goes when the run ends, as on the local kind (outputs and
         # logs are collected into the run's artifacts first); keep_run_folders keeps it

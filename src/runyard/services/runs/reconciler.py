@@ -62,7 +62,7 @@ MIN_BACKOFF_SECONDS = 0.25
 #: it and stops what is left of it.
 NOT_RESPONDING_GRACE_SECONDS = 1800.0
 #: How often a live sweep's controller steps (each step polls its live trials).
-SWEEP_STEP_SECONDS = 0.05
+SWEEP_STEP_SECONDS = 0.25
 #: Runs polled per pass (the rest wait for the next pass).
 BATCH_SIZE = 64
 

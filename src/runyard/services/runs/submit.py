@@ -198,7 +198,8 @@ def plan_run(ctx: WorkspaceContext, experiment: str, config: ScriptRunConfig,
 def record_run(ctx: WorkspaceContext, template: dict[str, Any], run_id: str, *,
                parent_id: str | None = None, extra_args: list[str] | None = None,
                extra_tags: dict[str, str | None] | None = None,
-               display_name: str | None = None, start: bool = True) -> RunRecord:
+               display_name: str | None = None, start: bool = True,
+               slot_group: dict[str, Any] | None = None) -> RunRecord:
     """Record run ``run_id`` from a :func:`plan_run` template (a child of ``parent_id`` with
     ``extra_args`` appended to its command and ``extra_tags``) and dispatch it when its
     target is ready and ``start``. ``AlreadyExists`` when ``run_id`` is taken (a repeated
@@ -207,6 +208,7 @@ def record_run(ctx: WorkspaceContext, template: dict[str, Any], run_id: str, *,
     job.run_id = run_id
     job.command = [*job.command, *(extra_args or [])]
     job.tags = {**job.tags, **(extra_tags or {})}
+    job.slot_group = slot_group
     bindings.resolve_destinations(job.outputs, run_id)
     target = get_kind(ctx, str(template["target"]))
     definition = copy.deepcopy(template["definition"])

@@ -73,6 +73,14 @@ def _arg(value: Any) -> str:
     return str(value)
 
 
+def _group_slots(ctx: WorkspaceContext, target_name: str) -> bool:
+    """Whether the target's runner enforces a slot group (``JobSpec.slot_group``)."""
+    try:
+        return bool(type(get_kind(ctx, target_name)).group_slots)
+    except RunyardError:
+        return False
+
+
 def _capacity(ctx: WorkspaceContext, target_name: str) -> int | None:
     """How many runs the target can run at once (None: no known limit)."""
     target = get_kind(ctx, target_name)
@@ -91,6 +99,7 @@ def submit_sweep(ctx: WorkspaceContext, experiment: str, spec: dict[str, Any],
     for key in ("sampling", "primary_metric", "max_total_runs"):
         if key not in spec:
             raise InvalidParameter(key, "missing from the sweep specification")
+    _check_resume(ctx, spec)
     template, _ = plan_run(ctx, experiment, config, tags, allow_run_based=False)
     concurrent = int(spec.get("max_concurrent_runs") or spec["max_total_runs"])
     cap = _capacity(ctx, str(template["target"]))
@@ -156,11 +165,25 @@ def children(ctx: WorkspaceContext, sweep_id: str) -> dict[int, RunRecord]:
     return out
 
 
-def series(ctx: WorkspaceContext, run_id: str, metric: str) -> list[float]:
-    """The values a run logged for ``metric``, in order (each log is one interval)."""
+#: Series of trials that have ended (they cannot change), by (run id, metric).
+_ENDED: dict[tuple[str, str], list[float]] = {}
+
+
+def series(ctx: WorkspaceContext, run_id: str, metric: str,
+           ended: bool = False) -> list[float]:
+    """The values a run logged for ``metric``, in order (each log is one interval);
+    ``ended``: the run has ended, so its series is read once per process."""
+    key = (run_id, metric)
+    if ended and key in _ENDED:
+        return _ENDED[key]
     rows = ctx.store.get_metric_rows(run_id, [metric])
-    return [float(r.value) for r in sorted(rows, key=lambda r: (r.step, r.ts))
-            if r.kind == "scalar" and r.value is not None and math.isfinite(r.value)]
+    out = [float(r.value) for r in sorted(rows, key=lambda r: (r.step, r.ts))
+           if r.kind == "scalar" and r.value is not None and math.isfinite(r.value)]
+    if ended:
+        if len(_ENDED) > 100_000:
+            _ENDED.clear()
+        _ENDED[key] = out
+    return out
 
 
 def best(values: list[float], goal: str) -> float | None:
@@ -216,7 +239,7 @@ def _step(ctx: WorkspaceContext, sweep_id: str) -> None:
     goal = str(spec["primary_metric"]["goal"]).lower()
     trials = {k: (_advance(ctx, c) if not c.status.terminal else c)
               for k, c in children(ctx, sweep_id).items()}
-    curves = {k: series(ctx, c.id, metric) for k, c in trials.items()}
+    curves = {k: series(ctx, c.id, metric, c.status.terminal) for k, c in trials.items()}
     # -- early termination ---------------------------------------------------------------------
     policy = spec.get("policy") or {"name": "Default", "properties": {}}
     if policy.get("name") not in (None, "Default"):
@@ -265,15 +288,22 @@ def _step(ctx: WorkspaceContext, sweep_id: str) -> None:
         _stop_live(ctx, trials, "max_duration_minutes reached")
         _finish(ctx, sweep, spec, goal, metric, "max_duration_minutes reached")
         return
-    room = min(int(spec["max_concurrent_runs"]) - len(live), total - len(trials))
+    concurrent = int(spec["max_concurrent_runs"])
+    template = sweep.definition["template"]
+    # where the runner enforces the sweep's own limit (a slot group on the host), the next
+    # trials are started ahead: each waits for a slot, and begins the moment one frees
+    # (not for Bayesian search, which learns from every ended trial before it suggests)
+    ahead = (spec["sampling"].get("name") != "BayesianOptimization"
+             and _group_slots(ctx, str(template["target"])))
+    room = min(concurrent * (2 if ahead else 1) - len(live), total - len(trials))
     exhausted = False
     if room > 0:
         history = [(json.loads(c.properties.get(HP_PROPERTY) or c.tags.get(HP_PROPERTY)
                                or "{}"),
                     best(curves.get(k, []), goal), _state(c)) for k, c in sorted(trials.items())]
-        found = search.suggest_next(spec["sampling"], goal, int(spec["seed"]), history, room)
+        found = search.suggest_next(spec["sampling"], goal, int(spec["seed"]),
+                                    _resumed(ctx, spec, metric, goal) + history, room)
         exhausted = len(found) < room
-        template = sweep.definition["template"]
         for offset, params in enumerate(found):
             index = len(trials) + offset
             cid = child_id(sweep_id, index)
@@ -282,7 +312,9 @@ def _step(ctx: WorkspaceContext, sweep_id: str) -> None:
                            extra_args=trial_args(params),
                            extra_tags={TRIAL_TAG: str(index),
                                        HP_PROPERTY: json.dumps(params)},
-                           display_name=f"trial {index}")
+                           display_name=f"trial {index}",
+                           slot_group={"key": sweep_id, "count": concurrent} if ahead
+                           else None)
             except AlreadyExists:
                 continue  # started by another controller step
             ctx.store.add_properties(cid, {HP_PROPERTY: json.dumps(params)})
@@ -292,6 +324,36 @@ def _step(ctx: WorkspaceContext, sweep_id: str) -> None:
         _finish(ctx, sweep, spec, goal, metric,
                 "every trial ended" if len(trials) >= total else "the search space is "
                 "exhausted")
+
+
+def _resumed(ctx: WorkspaceContext, spec: dict[str, Any], metric: str, goal: str
+             ) -> list[tuple[dict[str, Any], float | None, str]]:
+    """The finished trials of the sweeps this one resumes from (``resume_from``): the search
+    starts knowing them (a warm start); they are not run again."""
+    out: list[tuple[dict[str, Any], float | None, str]] = []
+    for sid in spec.get("resume_from") or []:
+        for _k, c in sorted(children(ctx, str(sid)).items()):
+            if c.status.terminal:
+                out.append((json.loads(c.properties.get(HP_PROPERTY) or "{}"),
+                            best(series(ctx, c.id, metric), goal), _state(c)))
+    return out
+
+
+def _check_resume(ctx: WorkspaceContext, spec: dict[str, Any]) -> None:
+    """Each ``resume_from`` sweep exists, has ended, and searched the same parameters."""
+    keys = set(spec["sampling"].get("parameter_space") or {})
+    for sid in spec.get("resume_from") or []:
+        prev = ctx.store.get_run(str(sid))
+        if prev is None or prev.run_type != SWEEP_RUN_TYPE:
+            raise InvalidParameter("resume_from", f"{sid!r} is not a sweep of this workspace")
+        if not prev.status.terminal:
+            raise InvalidParameter("resume_from", f"sweep {sid} is still "
+                                   f"{prev.status.value}; resume from a sweep that has ended")
+        old = set(prev.definition["sweep"]["sampling"].get("parameter_space") or {})
+        if old != keys:
+            raise InvalidParameter("resume_from", f"sweep {sid} searched {sorted(old)}, not "
+                                   f"{sorted(keys)}; resume only from a sweep over the same "
+                                   "parameters")
 
 
 def _state(run: RunRecord) -> str:
@@ -309,7 +371,7 @@ def _finish(ctx: WorkspaceContext, sweep: RunRecord, spec: dict[str, Any], goal:
     trials = children(ctx, sweep.id)
     scored: list[tuple[float, RunRecord]] = []
     for c in trials.values():
-        value = best(series(ctx, c.id, metric), goal) \
+        value = best(series(ctx, c.id, metric, True), goal) \
             if c.status == RunStatus.COMPLETED else None
         if value is not None:
             scored.append((value, c))
