@@ -593,3 +593,40 @@ def test_attach_is_idempotent_in_name_and_detach_refuses_live_runs(ws: Workspace
     target.detach(force=True)
     assert run.get_status() == "Canceled"
     assert ws.store.list_compute_targets() == []
+
+
+def test_a_sweep_runs_its_trials_on_the_host(ws: Workspace, host: SSHHost,
+                                             tmp_path: Path) -> None:
+    from runyard.run import HyperDriveRun  # noqa: PLC0415
+    from runyard.sweeps import (  # noqa: PLC0415
+        GridParameterSampling,
+        HyperDriveConfig,
+        PrimaryMetricGoal,
+        choice,
+    )
+
+    attach(ws, host, max_concurrent_runs=2)
+    src = tmp_path / "project"
+    write(src, "score.py", """
+        import argparse, os
+        from runyard import Run
+        p = argparse.ArgumentParser()
+        p.add_argument("--x", type=int)
+        a = p.parse_args()
+        Run.get_context().log("score", -(a.x - 2) ** 2)
+        print("uid", os.getuid(), flush=True)
+    """)
+    cfg = HyperDriveConfig(
+        run_config=ScriptRunConfig(str(src), "score.py", compute_target="box"),
+        hyperparameter_sampling=GridParameterSampling({"--x": choice(0, 1, 2, 3, 4)}),
+        primary_metric_name="score", primary_metric_goal=PrimaryMetricGoal.MAXIMIZE,
+        max_total_runs=5, max_concurrent_runs=2)
+    hd = Experiment(ws, "remote-sweep").submit(cfg)
+    assert isinstance(hd, HyperDriveRun)
+    assert hd.wait_for_completion(timeout=180)["status"] == "Completed"
+    best = hd.get_best_run_by_primary_metric()
+    assert best is not None and hd.get_hyperparameters()[best.id] == {"--x": 2}
+    for child in hd.get_children():
+        assert child.get_status() == "Completed" and child._record.target == "box"
+        log = (ws.run_dir(child.id) / "artifacts/system_logs/driver_log.txt").read_text()
+        assert f"uid {host.uid}" in log

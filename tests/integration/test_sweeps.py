@@ -215,3 +215,56 @@ def test_concurrency_above_the_target_is_clamped_with_a_warning(ws: Workspace,
     assert hd.get_tags()["max_concurrent_jobs"] == "2"
     hd.wait_for_completion(timeout=120)
     assert len(list(hd.get_children())) == 3
+
+
+def test_resume_from_starts_the_search_knowing_the_earlier_trials(ws: Workspace,
+                                                                  tmp_path: Path) -> None:
+    src = project(tmp_path)
+
+    def grid(**more: object) -> HyperDriveConfig:
+        return HyperDriveConfig(
+            run_config=ScriptRunConfig(str(src), "curve.py", arguments=["--pause", "0.01"]),
+            hyperparameter_sampling=GridParameterSampling(
+                {"--quality": choice(0.5, 0.6, 0.7, 0.8)}),
+            primary_metric_name="accuracy", primary_metric_goal=PrimaryMetricGoal.MAXIMIZE,
+            max_total_runs=2, max_concurrent_runs=2, **more)  # type: ignore[arg-type]
+
+    first = Experiment(ws, "sweep-resume").submit(grid())
+    first.wait_for_completion(timeout=120)
+    second = Experiment(ws, "sweep-resume").submit(grid(resume_from=first))
+    second.wait_for_completion(timeout=120)
+
+    def tried(hd: Run) -> set[float]:
+        assert isinstance(hd, HyperDriveRun)
+        return {p["--quality"] for p in hd.get_hyperparameters().values()}
+
+    assert tried(first) == {0.5, 0.6}
+    assert tried(second) == {0.7, 0.8}  # the earlier trials were known, not run again
+    with pytest.raises(Exception, match="resume_from"):
+        Experiment(ws, "sweep-resume").submit(HyperDriveConfig(
+            run_config=ScriptRunConfig(str(src), "curve.py"),
+            hyperparameter_sampling=GridParameterSampling({"--other": choice(1, 2)}),
+            primary_metric_name="accuracy", primary_metric_goal=PrimaryMetricGoal.MAXIMIZE,
+            max_total_runs=2, resume_from=first))
+
+
+def test_canceling_a_sweep_cancels_its_trials_with_the_reason(ws: Workspace,
+                                                              tmp_path: Path) -> None:
+    src = project(tmp_path)
+    cfg = HyperDriveConfig(
+        run_config=ScriptRunConfig(str(src), "curve.py", arguments=["--pause", "2"]),
+        hyperparameter_sampling=RandomParameterSampling({"--quality": choice(0.5, 0.9)}),
+        primary_metric_name="accuracy", primary_metric_goal=PrimaryMetricGoal.MAXIMIZE,
+        max_total_runs=6, max_concurrent_runs=2)
+    hd = Experiment(ws, "sweep-cancel").submit(cfg)
+    deadline = time.monotonic() + 60
+    while not any(c.get_status() == "Running" for c in hd.get_children()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    hd.cancel()
+    assert hd.get_status() == "Canceled"
+    time.sleep(0.5)
+    hd._refresh()  # a controller step after the cancel starts nothing
+    kids = list(hd.get_children())
+    assert kids and all(c.get_status() == "Canceled" for c in kids)
+    assert all(c.get_tags().get("runyard.termination_reason") for c in kids)

@@ -301,18 +301,18 @@ def _policy(check: _Checker, value: Any) -> EarlyTerminationPolicy | None:
 
 # -- views ---------------------------------------------------------------------------------------
 
-def _json_tag(hd: HyperDriveRun, key: str) -> Any:
+def _json_tag(tags: dict[str, Any], key: str) -> Any:
     import json  # noqa: PLC0415
 
-    text = hd.tags.get(key)
+    text = tags.get(key)
     try:
         return json.loads(text) if text else None
     except ValueError:
         return text
 
 
-def _int_tag(hd: HyperDriveRun, key: str) -> int | float | None:
-    text = hd.tags.get(key)
+def _int_tag(tags: dict[str, Any], key: str) -> int | float | None:
+    text = tags.get(key)
     try:
         value = float(text) if text else None
     except ValueError:
@@ -335,11 +335,11 @@ def sweep_view(hd: HyperDriveRun, rows: list[dict[str, Any]] | None = None) -> d
         "durationSeconds": output.duration_seconds(d["startTimeUtc"], d.get("endTimeUtc")),
         "error": d.get("error"),
         "primaryMetric": {"name": name, "goal": goal},
-        "sampling": _json_tag(hd, "generator_config"),
-        "policy": _json_tag(hd, "policy_config"),
-        "maxTotalRuns": _int_tag(hd, "max_total_jobs"),
-        "maxConcurrentRuns": _int_tag(hd, "max_concurrent_jobs"),
-        "maxDurationMinutes": _int_tag(hd, "max_duration_minutes"),
+        "sampling": _json_tag(d["tags"], "generator_config"),
+        "policy": _json_tag(d["tags"], "policy_config"),
+        "maxTotalRuns": _int_tag(d["tags"], "max_total_jobs"),
+        "maxConcurrentRuns": _int_tag(d["tags"], "max_concurrent_jobs"),
+        "maxDurationMinutes": _int_tag(d["tags"], "max_duration_minutes"),
         "trialsSubmitted": len(rows),
         "trialsDone": sum(RunStatus(r["status"]).terminal for r in rows),
         "trialsRunning": sum(r["status"] == RunStatus.RUNNING.value for r in rows),

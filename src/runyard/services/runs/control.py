@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from runyard.context import WorkspaceContext
 
 
+#: Tag of a run stopped by what runs it (a sweep's policy, a canceled parent): why.
+STOPPED_TAG = "runyard.termination_reason"
+
+
 def cancel_run(ctx: WorkspaceContext, run_id: str) -> RunRecord:
     """Cancel a run: its target stops the whole process tree; the run ends Canceled.
 
@@ -34,6 +38,8 @@ def cancel_run(ctx: WorkspaceContext, run_id: str) -> RunRecord:
         for child in ctx.store.list_runs(RunFilter(parent_id=run_id, top_level_only=False)):
             if not child.status.terminal and (child.handle is not None
                                               or "job" in child.definition):
+                if not child.tags.get(STOPPED_TAG):
+                    ctx.store.set_tags(child.id, {STOPPED_TAG: "its parent run was canceled"})
                 cancel_run(ctx, child.id)
     fresh = ctx.store.get_run(run_id)
     if fresh is None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from runyard.entities import RunRecord, RunStatus
 from runyard.errors import AlreadyExists, InvalidParameter, NotSupported, RunyardError
-from runyard.services.runs.control import cancel_run
+from runyard.services.runs.control import STOPPED_TAG, cancel_run
 from runyard.services.runs.submit import dispatch, plan_run, record_run
 from runyard.services.runs.sync import sync_run
 from runyard.services.targets import get_kind
@@ -47,8 +47,8 @@ SWEEP_RUN_TYPE = "hyperdrive"
 TRIAL_TAG = "runyard.trial"
 #: Property of a child run: the JSON of its hyperparameters.
 HP_PROPERTY = "hyperparameters"
-#: Tag of a child the policy ended: why.
-TERMINATED_TAG = "runyard.termination_reason"
+#: Tag of a child the policy (or the sweep's end) stopped: why.
+TERMINATED_TAG = STOPPED_TAG
 #: How many finished trials must show a problem (no primary metric, all failed) before the
 #: sweep stops and says so.
 EARLY_CHECK = 3
@@ -318,6 +318,9 @@ def _step(ctx: WorkspaceContext, sweep_id: str) -> None:
             except AlreadyExists:
                 continue  # started by another controller step
             ctx.store.add_properties(cid, {HP_PROPERTY: json.dumps(params)})
+        now = ctx.store.get_run(sweep_id)
+        if now is not None and now.status.terminal:  # canceled while these were started
+            _stop_live(ctx, children(ctx, sweep_id), "the sweep was canceled")
         if found:
             return
     if not live and (len(trials) >= total or exhausted or room <= 0):
