@@ -22,7 +22,6 @@ A dataset id is ``name:version``. Datasets reach runs as named inputs (``as_name
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -33,8 +32,12 @@ from typing import TYPE_CHECKING, Any
 from runyard.errors import InvalidParameter, NotSupported
 from runyard.naming import check_binding_name
 from runyard.runtime.datasets import (
+    COLUMN_TYPES,
     DatasetNeedsPackage,
     DatasetValueError,
+    check_count,
+    check_fraction,
+    check_seed,
     import_pandas,
     pick,
     read_tabular,
@@ -49,8 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["DataPath", "Dataset", "DatasetConsumptionConfig", "FileDataset", "MountContext",
            "TabularDataset"]
 
-_TYPES = {"int": "int64", "float": "float64", "str": "string", "bool": "boolean",
-          "datetime": "datetime64[ns]"}
+_TYPES = COLUMN_TYPES
 
 
 class DataPath:
@@ -113,23 +115,18 @@ def _as_sdk_errors() -> Iterator[None]:
 
 
 def _count(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidParameter(field, f"must be an integer >= 0, got {value!r}")
-    return value
+    with _as_sdk_errors():
+        return check_count(value, field)
 
 
 def _fraction(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise InvalidParameter(field, f"must be a number between 0 and 1, got {value!r}")
-    return float(value)
+    with _as_sdk_errors():
+        return check_fraction(value, field)
 
 
 def _seed(seed: Any) -> int:
-    if seed is None:
-        return random.SystemRandom().randrange(2**31)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InvalidParameter("seed", f"must be an integer, got {seed!r}")
-    return seed
+    with _as_sdk_errors():
+        return check_seed(seed)
 
 
 class _BaseDataset:
