@@ -718,27 +718,35 @@ class HyperDriveRun(Run):
         pm = self._spec().get("primary_metric") or {}
         return str(pm.get("name", "")), str(pm.get("goal", "maximize")).lower()
 
+    def _trial_runs(self) -> list[Run]:
+        """The trials as stored after one step of the sweep (its controller moves them: no
+        step per trial)."""
+        from runyard.store.base import RunFilter  # noqa: PLC0415
+
+        self._refresh()
+        return [Run._from_record(self.experiment, rec) for rec in self.workspace.client.list_runs(
+            RunFilter(parent_id=self.id, top_level_only=False))]
+
     def _trials(self) -> list[tuple[Run, float | None]]:
         name, goal = self.primary_metric
         out: list[tuple[Run, float | None]] = []
-        for child in self.get_children():
-            values = child.get_metrics(name).get(name)
-            seq = [float(v) for v in (values if isinstance(values, list) else
-                                      [] if values is None else [values])
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        for child in self._trial_runs():
+            seq = [float(r.value) for r in self.workspace.client.get_metric_rows(child.id, [name])
+                   if r.kind == "scalar" and r.value is not None]
             out.append((child, (max(seq) if goal == "maximize" else min(seq))
                         if seq else None))
         return out
 
     def get_hyperparameters(self) -> dict[str, dict[str, Any]]:
         """Each trial's hyperparameters by run id."""
-        return {c.id: json.loads(c.get_properties().get("hyperparameters") or "{}")
-                for c in self.get_children()}
+        return {c.id: json.loads(c._record.properties.get("hyperparameters") or "{}")
+                for c in self._trial_runs()}
 
     def get_metrics(self, name: str | None = None, recursive: bool = False
                     ) -> dict[str, Any]:
         """Each trial's metrics by run id (v1's HyperDriveRun.get_metrics)."""
-        return {c.id: c.get_metrics(name) for c in self.get_children()}
+        return {c.id: metrics_view(self.workspace.client.get_metric_rows(
+            c.id, [name] if name else None)) for c in self._trial_runs()}
 
     def get_children_sorted_by_primary_metric(self, top: int = 0, reverse: bool = False,
                                               discard_no_metric: bool = False
@@ -777,16 +785,20 @@ class HyperDriveRun(Run):
                             out: IO[str] | None = None) -> dict[str, Any]:
         """Block until the sweep ends; with ``show_output`` print each trial as it starts and
         ends, then the table of trials sorted by the primary metric."""
+        from runyard.store.base import RunFilter  # noqa: PLC0415
+
         stream = out or sys.stdout
         deadline = None if timeout is None else time.monotonic() + timeout
         seen: dict[str, str] = {}
+        trials = RunFilter(parent_id=self.id, top_level_only=False)
         if show_output:
             print(f"RunId: {self.id}", file=stream, flush=True)
         delay = 0.01
         while True:
             record = self._refresh()
             if show_output:
-                for child in self.get_children():
+                for child in (Run._from_record(self.experiment, rec)
+                              for rec in self.workspace.client.list_runs(trials)):
                     st = child._record.status.value
                     if seen.get(child.id) != st and st in ("Running", "Completed", "Failed",
                                                           "Canceled"):

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from runyard.entities import RunRecord, RunStatus
-from runyard.errors import AlreadyExists, InvalidParameter, NotSupported, RunyardError
+from runyard.errors import AlreadyExists, InvalidParameter, RunyardError
 from runyard.services.runs.control import STOPPED_TAG, cancel_run
 from runyard.services.runs.submit import dispatch, plan_run, record_run
 from runyard.services.runs.sync import sync_run
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from runyard.context import WorkspaceContext
     from runyard.runconfig import ScriptRunConfig
 
-__all__ = ["SWEEP_RUN_TYPE", "cancel_sweep", "child_id", "submit_sweep", "step",
+__all__ = ["SWEEP_RUN_TYPE", "child_id", "submit_sweep", "step",
            "trial_args"]
 
 SWEEP_RUN_TYPE = "hyperdrive"
@@ -387,15 +387,3 @@ def _finish(ctx: WorkspaceContext, sweep: RunRecord, spec: dict[str, Any], goal:
     else:
         _end(ctx, sweep, RunStatus.FAILED, cause, error={
             "message": f"no trial of the sweep completed ({len(trials)} started)"})
-
-
-def cancel_sweep(ctx: WorkspaceContext, sweep_id: str) -> RunRecord:
-    """Cancel a sweep: the sweep first (no trial starts after it), then every live trial,
-    tagged with why."""
-    sweep = ctx.store.get_run(sweep_id)
-    if sweep is None or sweep.run_type != SWEEP_RUN_TYPE:
-        raise NotSupported(f"{sweep_id} is not a sweep")
-    for child in children(ctx, sweep_id).values():
-        if not child.status.terminal:
-            ctx.store.set_tags(child.id, {TERMINATED_TAG: "the sweep was canceled"})
-    return cancel_run(ctx, sweep_id)

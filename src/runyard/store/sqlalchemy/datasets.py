@@ -15,7 +15,7 @@ from sqlalchemy import Connection, select
 
 from runyard.store.dataset_record import DatasetFile, DatasetRecord
 from runyard.store.sqlalchemy import tables as t
-from runyard.store.sqlalchemy.versioned import insert_next_version
+from runyard.store.sqlalchemy.versioned import insert_next_version, select_version
 
 #: How often a registration retries after losing the race for a version number.
 
@@ -50,11 +50,8 @@ class DatasetRows:
 
     def get_dataset(self, name: str, version: int | None = None) -> DatasetRecord | None:
         """The given version of dataset ``name`` (default: the latest), or None."""
-        q = select(_d).where(_d.c.name == name)
-        q = (q.where(_d.c.version == version) if version is not None
-             else q.order_by(_d.c.version.desc()).limit(1))
         with self._read() as c:
-            row = c.execute(q).first()
+            row = c.execute(select_version(_d, name, version)).first()
         return _rec(row) if row else None
 
     def list_datasets(self, name: str | None = None, *, latest: bool = False

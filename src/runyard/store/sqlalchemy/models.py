@@ -18,7 +18,7 @@ from sqlalchemy import Connection, delete, select, update
 from runyard.errors import NotFound
 from runyard.store.model_record import ModelFile, ModelRecord
 from runyard.store.sqlalchemy import tables as t
-from runyard.store.sqlalchemy.versioned import insert_next_version
+from runyard.store.sqlalchemy.versioned import insert_next_version, select_version
 
 #: How often a registration retries after losing the race for a version number.
 
@@ -62,11 +62,8 @@ class ModelRows:
 
     def get_model(self, name: str, version: int | None = None) -> ModelRecord | None:
         """The given version of model ``name`` (default: the latest), or None."""
-        q = select(_m).where(_m.c.name == name)
-        q = (q.where(_m.c.version == version) if version is not None
-             else q.order_by(_m.c.version.desc()).limit(1))
         with self._read() as c:
-            row = c.execute(q).first()
+            row = c.execute(select_version(_m, name, version)).first()
         return _rec(row) if row else None
 
     def list_models(self, name: str | None = None, *,

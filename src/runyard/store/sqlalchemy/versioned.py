@@ -1,5 +1,6 @@
-"""Insert the next version of a named asset (models, datasets): ``max(version) + 1`` under the
-table's (name, version) primary key, retried when a concurrent registration took it."""
+"""Versions of a named asset (models, datasets): insert the next one (``max(version) + 1``
+under the table's (name, version) primary key, retried when a concurrent registration took it)
+and select one (or the latest)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, select
+from sqlalchemy import Connection, Select, Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from runyard.errors import WorkspaceError
@@ -34,3 +35,10 @@ def insert_next_version(write: Callable[[], AbstractContextManager[Connection]],
             continue  # another registration took this version: take the next
     raise WorkspaceError(f"could not register a new version of {what} {name!r}: "
                          f"{VERSION_RETRIES} concurrent registrations won the race; retry")
+
+
+def select_version(table: Table, name: str, version: int | None) -> Select[Any]:
+    """The row of version ``version`` of ``name`` (None: the latest)."""
+    q = select(table).where(table.c.name == name)
+    return (q.where(table.c.version == version) if version is not None
+            else q.order_by(table.c.version.desc()).limit(1))
