@@ -340,3 +340,11 @@ def test_importing_the_api_stays_cheap() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_nul_in_a_value_or_a_key_is_refused() -> None:
+    # each becomes a command-line argument of a trial, which no NUL can be part of
+    with pytest.raises(InvalidParameter, match="NUL"):
+        choice("a\x00b")
+    with pytest.raises(InvalidParameter, match="NUL"):
+        RandomParameterSampling({"--x\x00": choice(1)})

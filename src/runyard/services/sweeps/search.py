@@ -114,7 +114,10 @@ def _q(field: str | None, name: str, value: Any) -> int:
 
 def _json_value(field: str | None, value: Any) -> None:
     try:
-        json.dumps(value, allow_nan=False)
+        text = json.dumps(value, allow_nan=False)
+        if "\\u0000" in text:  # it becomes a command-line argument: no NUL can be one
+            raise InvalidParameter(field or "options", f"choice: option {value!r} contains a "
+                                   "NUL character, which no command line can carry")
     except (TypeError, ValueError):
         raise InvalidParameter(field or "options", f"choice: option {value!r} is not "
                                f"JSON-serializable; use numbers, strings, booleans, None, or "
@@ -188,9 +191,9 @@ def validate_space(space: Any, sampling: str = "RANDOM") -> dict[str, list[Any]]
     allowed = SAMPLINGS[sampling]
     out: dict[str, list[Any]] = {}
     for key, expr in space.items():
-        if not isinstance(key, str) or not key.strip():
+        if not isinstance(key, str) or not key.strip() or "\x00" in key:
             raise InvalidParameter("parameter_space", f"parameter names must be non-empty "
-                                   f"strings (e.g. '--lr'), got {key!r}")
+                                   f"strings without NUL (e.g. '--lr'), got {key!r}")
         field = f"parameter_space[{key!r}]"
         norm = validate_expression(expr, field)
         if allowed is not None and norm[0] not in allowed:
